@@ -1,0 +1,1 @@
+"""tap-emailtracking: complete email-tracking exports for any Singer target."""

@@ -1,0 +1,5 @@
+"""Run the tap: python -m tap_emailtracking."""
+
+from tap_emailtracking.tap import TapEmailTracking
+
+TapEmailTracking.cli()

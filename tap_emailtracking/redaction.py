@@ -1,0 +1,134 @@
+"""Keep secrets out of every byte the tap writes to stderr.
+
+The SDK and libraries log exception messages, tracebacks, config-validation errors (which quote
+the offending value) and retry notices. Rather than trusting every call site, the tap registers
+every secret it is given and wraps every logging handler's formatter so the *final* text of each
+log line, tracebacks included, has those values replaced. Secrets are found by setting name
+anywhere in the config (nested vendor objects included) and in the tap's environment variables.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+MASK = "***REDACTED***"
+
+# Setting names whose values are secrets, wherever they appear in the config tree.
+SECRET_SETTING_NAMES = frozenset(
+    {
+        "password",
+        "file_password",
+        "client_secret",
+        "refresh_token",
+        "access_token",
+        "api_key",
+        "auth_token",
+        "token",
+        "md5_key",
+        "private_key",
+        "secret",
+    }
+)
+
+_secrets: set[str] = set()
+_pattern: re.Pattern[str] | None = None
+
+
+def is_secret_setting(name: str) -> bool:
+    """Say whether a setting name holds a secret."""
+    lowered = name.lower()
+    return lowered in SECRET_SETTING_NAMES or lowered.endswith(("_password", "_secret", "_token"))
+
+
+def register_secrets(values: Iterable[object]) -> None:
+    """Add values to the set scrubbed from all log output."""
+    global _pattern  # noqa: PLW0603 - one process-wide registry is the point
+    added = False
+    for value in values:
+        if value is None or isinstance(value, bool):
+            continue
+        text = str(value)
+        if text and text not in _secrets:
+            _secrets.add(text)
+            added = True
+    if added:
+        # Longest first so a secret that contains another is masked whole.
+        ordered = sorted(_secrets, key=len, reverse=True)
+        _pattern = re.compile("|".join(re.escape(s) for s in ordered))
+
+
+def secrets_in_config(config: Mapping[str, Any]) -> list[object]:
+    """Collect the values of secret settings anywhere in a config tree."""
+    found: list[object] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                if is_secret_setting(str(key)) and not isinstance(value, Mapping | list):
+                    found.append(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(config)
+    return found
+
+
+def secrets_in_environment(prefix: str) -> list[str]:
+    """Collect secret values the SDK may read from `<PREFIX>_*` environment variables.
+
+    A whole vendor object may be passed as JSON in one variable, so every variable under the
+    prefix that names a secret, or that holds JSON with secret keys, counts.
+    """
+    import json
+
+    found: list[str] = []
+    for name, value in os.environ.items():
+        if not name.startswith(prefix):
+            continue
+        if is_secret_setting(name[len(prefix) :].lstrip("_").split("__")[-1]):
+            found.append(value)
+            continue
+        if value.startswith("{"):
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                continue
+            found.extend(str(v) for v in secrets_in_config({"x": parsed}))
+    return found
+
+
+def redact(text: str) -> str:
+    """Replace every registered secret in `text`."""
+    if _pattern is None or not text:
+        return text
+    return _pattern.sub(MASK, text)
+
+
+class RedactingFormatter(logging.Formatter):
+    """Wrap another formatter and scrub its whole output, traceback included."""
+
+    def __init__(self, inner: logging.Formatter | None) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(self.inner.format(record))
+
+
+def install_log_redaction() -> None:
+    """Wrap the formatter of every handler that exists now (root and named loggers)."""
+    loggers: list[logging.Logger] = [logging.getLogger()]
+    loggers += [
+        lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)
+    ]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if not isinstance(handler.formatter, RedactingFormatter):
+                handler.setFormatter(RedactingFormatter(handler.formatter))

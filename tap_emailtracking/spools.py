@@ -1,0 +1,53 @@
+"""Spool files: how one downloaded export feeds several streams while being parsed only once.
+
+The SDK syncs streams one after another, but a vendor file (ExactTarget's XML) interleaves every
+record type. The first stream to need a unit parses the file, yields its own records and writes
+every other selected type to its own spool (msgspec JSON lines on disk, so memory stays flat);
+later streams read their spool and delete it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import msgspec
+
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder()
+
+
+class SpoolWriter:
+    """Write records of several kinds to one file per kind."""
+
+    def __init__(self, directory: Path, prefix: str, kinds: set[str]) -> None:
+        self.paths = {kind: directory / f"{prefix}.{kind}.jsonl" for kind in kinds}
+        self._files: dict[str, IO[bytes]] = {
+            kind: path.open("wb", buffering=1 << 20) for kind, path in self.paths.items()
+        }
+        self.counts = dict.fromkeys(kinds, 0)
+
+    def write(self, kind: str, record: dict[str, Any]) -> None:
+        """Append one record of `kind`."""
+        self._files[kind].write(_ENCODER.encode(record) + b"\n")
+        self.counts[kind] += 1
+
+    def close(self) -> None:
+        """Flush and close every spool."""
+        for handle in self._files.values():
+            handle.close()
+
+    def discard(self) -> None:
+        """Close and delete every spool (the parse failed)."""
+        self.close()
+        for path in self.paths.values():
+            path.unlink(missing_ok=True)
+
+
+def read_spool(path: Path) -> Iterator[dict[str, Any]]:
+    """Yield the records of one spool in the order they were written."""
+    with path.open("rb", buffering=1 << 20) as handle:
+        for line in handle:
+            record: dict[str, Any] = _DECODER.decode(line)
+            yield record

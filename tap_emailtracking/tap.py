@@ -1,0 +1,149 @@
+"""The tap: settings, which vendors are enabled, and their streams.
+
+A vendor contributes streams only when its settings object is present. Secrets are registered for
+log redaction before the SDK validates the config, because validation errors quote values.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from singer_sdk import Stream, Tap
+from singer_sdk import typing as th
+from singer_sdk.contrib.msgspec import MsgSpecWriter
+
+from tap_emailtracking import redaction
+from tap_emailtracking.errors import ConfigurationError
+from tap_emailtracking.vendors.exacttarget.export import ExactTargetExports
+from tap_emailtracking.vendors.exacttarget.settings import CONFIG_SCHEMA as EXACTTARGET_SCHEMA
+from tap_emailtracking.vendors.exacttarget.settings import DESCRIPTION as EXACTTARGET_DESCRIPTION
+from tap_emailtracking.vendors.exacttarget.settings import ExactTargetSettings
+from tap_emailtracking.vendors.exacttarget.streams import STREAM_TYPES as EXACTTARGET_STREAMS
+
+ENV_PREFIX = "TAP_EMAILTRACKING_"
+
+
+def _raw_config(config: Any) -> dict[str, Any]:  # noqa: ANN401 - whatever the SDK accepts
+    """Merge config dicts/files the way the SDK will, only to learn the secrets early."""
+    merged: dict[str, Any] = {}
+    items: Sequence[Any]
+    if config is None:
+        items = []
+    elif isinstance(config, str | Path | Mapping):
+        items = [config]
+    else:
+        items = list(config)
+    for item in items:
+        if isinstance(item, Mapping):
+            merged.update(item)
+        elif str(item) != "ENV":
+            try:
+                merged.update(json.loads(Path(item).read_text(encoding="utf-8")))
+            except (OSError, ValueError):
+                continue
+    return merged
+
+
+def _day(value: str, setting: str) -> date:
+    """The calendar day of an ISO date or date-time setting."""
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        raise ConfigurationError(
+            f"{setting} {value!r} is not an ISO 8601 date",
+            vendor="tap-emailtracking",
+            action=f"set {setting} like 2024-01-31 or 2024-01-31T00:00:00Z",
+        ) from None
+
+
+class TapEmailTracking(Tap):
+    """Complete email-tracking exports from ExactTarget (more vendors to come)."""
+
+    name = "tap-emailtracking"
+    message_writer_class = MsgSpecWriter
+
+    config_jsonschema = th.PropertiesList(
+        th.Property(
+            "start_date",
+            th.DateTimeType,
+            required=True,
+            description="First day of activity to export (the account's calendar day).",
+        ),
+        th.Property(
+            "end_date",
+            th.DateTimeType,
+            description="Last day of activity to export, inclusive (default: today). Days "
+            "after it are left for a later run.",
+        ),
+        th.Property(
+            "temp_dir",
+            th.StringType,
+            description="Folder for downloads and spool files (default: the system temp "
+            "folder). Needs room for one export's records per selected stream.",
+        ),
+        th.Property("exacttarget", EXACTTARGET_SCHEMA, description=EXACTTARGET_DESCRIPTION),
+    ).to_dict()
+
+    def __init__(self, *args: Any, config: Any = None, **kwargs: Any) -> None:  # noqa: ANN401
+        redaction.register_secrets(redaction.secrets_in_config(_raw_config(config)))
+        redaction.register_secrets(redaction.secrets_in_environment(ENV_PREFIX))
+        redaction.install_log_redaction()
+        self._exacttarget: ExactTargetExports | None = None
+        self._finished: set[str] = set()
+        super().__init__(*args, config=config, **kwargs)
+        redaction.register_secrets(redaction.secrets_in_config(dict(self.config)))
+        redaction.install_log_redaction()
+
+    def discover_streams(self) -> list[Stream]:
+        """Streams of every vendor whose settings are present."""
+        streams: list[Stream] = []
+        if self.config.get("exacttarget"):
+            streams += [stream_type(self) for stream_type in EXACTTARGET_STREAMS]
+        return streams
+
+    def checkpoint(self) -> None:
+        """Emit STATE now (skipped by the SDK when nothing changed)."""
+        self.state_writer.write_state(self.state)
+
+    def _selected_pending(self, prefix: str) -> set[str]:
+        """Kinds of a vendor's selected streams that have not finished in this run."""
+        return {
+            name.removeprefix(prefix)
+            for name, stream in self.streams.items()
+            if name.startswith(prefix) and stream.selected and name not in self._finished
+        }
+
+    def exacttarget_exports(self) -> ExactTargetExports:
+        """The ExactTarget unit-of-work cache, created on first use."""
+        if self._exacttarget is None:
+            settings = ExactTargetSettings.from_config(self.config["exacttarget"])
+            end = self.config.get("end_date")
+            self._exacttarget = ExactTargetExports(
+                settings,
+                state=self.state,
+                checkpoint=self.checkpoint,
+                start_date=_day(str(self.config["start_date"]), "start_date"),
+                end_date=None if end is None else _day(str(end), "end_date"),
+                pending_kinds=lambda: self._selected_pending("exacttarget_"),
+                bookmark_of=lambda kind: self._bookmark_of(f"exacttarget_{kind}"),
+                temp_dir=self.config.get("temp_dir") or os.environ.get("TMPDIR"),
+            )
+        return self._exacttarget
+
+    def _bookmark_of(self, stream_name: str) -> str | None:
+        stream = self.streams.get(stream_name)
+        bookmark = getattr(stream, "bookmark", None)
+        return bookmark() if callable(bookmark) else None
+
+    def stream_finished(self, stream_name: str) -> None:
+        """Remember that a stream is done, so no more spools are written for it."""
+        self._finished.add(stream_name)
+
+
+if __name__ == "__main__":
+    TapEmailTracking.cli()

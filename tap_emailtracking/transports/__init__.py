@@ -1,0 +1,1 @@
+"""How bytes reach the tap: HTTP for APIs, FTP/FTPS and SFTP for result files."""

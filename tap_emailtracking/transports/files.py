@@ -1,0 +1,553 @@
+"""File sites (FTP, FTPS, SFTP): the protocol-neutral part.
+
+Vendors drop result files on a file site. Every vendor needs the same things from it: a file name
+that cannot escape the configured folder, a download streamed to disk that resumes from the bytes
+already there after a dropped connection, retries with backoff, a size check, and errors that say
+what to do without ever showing the password. This module holds all of that once; `ftp.py` and
+`sftp.py` only speak their protocol.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import random
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO, Literal, TypeVar
+
+from tap_emailtracking.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    CorruptFileError,
+    RemoteFileMissingError,
+    TapEmailTrackingError,
+    TransportError,
+)
+
+logger = logging.getLogger("tap_emailtracking.transports")
+
+Protocol = Literal["ftp", "ftps", "sftp"]
+ProgressCallback = Callable[[int, int | None], None]
+Sleep = Callable[[float], None]
+FailureKind = Literal["retry", "auth", "missing", "denied", "fatal"]
+
+DEFAULT_PORTS: dict[str, int] = {"ftp": 21, "ftps": 21, "sftp": 22}
+PROGRESS_EVERY_BYTES = 8 * 1024 * 1024
+PROGRESS_LOG_SECONDS = 10.0
+
+# Config keys that error messages point users to, as `<vendor>.<key>`: they must match the
+# vendors' config schemas (ExactTarget's settings.py uses exactly these).
+SETTING_NAMES: dict[str, str] = {
+    "protocol": "file_protocol",
+    "host": "file_host",
+    "port": "file_port",
+    "username": "file_username",
+    "password": "file_password",
+    "folder": "file_folder",
+    "timeout_seconds": "request_timeout_seconds",
+    "max_attempts": "max_attempts",
+    "tls_verify": "file_tls_verify",
+    "tls_ca_file": "file_tls_ca_file",
+    "sftp_known_hosts_file": "sftp_known_hosts_file",
+    "sftp_host_key_check": "sftp_host_key_check",
+}
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class FileSiteSettings:
+    """Where a vendor's file site is and how to log in; the password never shows in a repr."""
+
+    protocol: Protocol
+    host: str
+    username: str
+    password: str = field(repr=False)
+    port: int | None = None  # default 21 (ftp/ftps) or 22 (sftp)
+    folder: str = "/"
+    timeout_seconds: float = 60.0
+    tls_verify: bool = True  # ftps: verify the server certificate
+    tls_ca_file: str | None = None  # ftps: extra CA bundle (e.g. the sandbox's self-signed cert)
+    sftp_known_hosts_file: str | None = None  # None means ~/.ssh/known_hosts
+    sftp_host_key_check: bool = True  # False = explicit opt-out (sandbox only), logs a warning
+    max_attempts: int = 5  # per download, counting resumes after dropped connections
+
+    @property
+    def effective_port(self) -> int:
+        """The configured port, or the protocol's default."""
+        return self.port if self.port is not None else DEFAULT_PORTS[self.protocol]
+
+    @property
+    def url(self) -> str:
+        """`protocol://host:port` for messages (no user, no password)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.protocol}://{host}:{self.effective_port}"
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One regular file in the site's folder."""
+
+    name: str
+    size: int | None
+    modified: datetime | None  # aware, UTC
+
+
+class _ShortTransferError(Exception):
+    """The server ended a transfer cleanly but early; retried like a drop."""
+
+
+class _LocalWriteError(Exception):
+    """Writing the local file failed: not the network, so never retried."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _setting(vendor: str, name: str) -> str:
+    return f"{vendor}.{SETTING_NAMES[name]}"
+
+
+class FileSite(ABC):
+    """A connection to one vendor's file site; connects lazily and reconnects after a drop.
+
+    Subclasses implement the `_connect` ... `_classify` hooks; retries, resume, progress, size
+    checks, name safety and error messages live here so every protocol behaves the same.
+    """
+
+    retry_base_seconds = 1.0
+    retry_max_seconds = 30.0
+
+    def __init__(
+        self,
+        settings: FileSiteSettings,
+        *,
+        vendor: str,
+        stream: str | None = None,
+        sleep: Sleep = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.vendor = vendor
+        self.stream = stream
+        self._sleep = sleep
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.settings.url}, vendor={self.vendor!r})"
+
+    def __enter__(self) -> FileSite:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- protocol hooks
+
+    @abstractmethod
+    def _is_connected(self) -> bool:
+        """Say whether a usable session exists."""
+
+    @abstractmethod
+    def _connect(self) -> None:
+        """Open and log in; raise library errors (classified later) or a TapEmailTrackingError."""
+
+    @abstractmethod
+    def _disconnect(self) -> None:
+        """Drop the session without raising; safe on a dead or half-open connection."""
+
+    @abstractmethod
+    def _remote_size(self, path: str) -> int | None:
+        """Size of a remote file, or None when the server cannot tell."""
+
+    @abstractmethod
+    def _retrieve(
+        self, path: str, offset: int, size: int | None, sink: Callable[[bytes], None]
+    ) -> None:
+        """Stream the file from `offset` to its end into `sink`."""
+
+    @abstractmethod
+    def _list(self, folder: str) -> list[RemoteFile]:
+        """Regular files in `folder`."""
+
+    @abstractmethod
+    def _classify(self, exc: Exception) -> FailureKind | None:
+        """Map a library error to what to do about it; None means a bug, re-raised as is."""
+
+    # --- public API
+
+    def close(self) -> None:
+        """Log out and close the connection; safe to call twice."""
+        self._disconnect()
+
+    def list_files(self) -> list[RemoteFile]:
+        """Regular files in the configured folder, sorted by name."""
+        folder = self.settings.folder
+        files = self._retrying(lambda: self._list(folder), name=None, path=folder)
+        return sorted(files, key=lambda f: f.name)
+
+    def download(
+        self,
+        name: str,
+        destination: Path,
+        *,
+        on_progress: ProgressCallback | None = None,
+    ) -> int:
+        """Download `name` (relative to the folder) to `destination`; return the bytes written.
+
+        The file is streamed to disk. After a dropped connection the next attempt resumes from
+        the bytes already on disk, so a flaky link still finishes a large file.
+        """
+        path = self.remote_path(name)
+        destination = Path(destination)
+        self._truncate(destination, 0)
+        started = time.monotonic()
+        remote_size: int | None = None
+        known_size = False
+        reported = 0
+        last_log = started
+
+        def sink_for(out: BinaryIO, done: int, size: int | None) -> Callable[[bytes], None]:
+            position = done
+
+            def sink(chunk: bytes) -> None:
+                nonlocal position, reported, last_log
+                try:
+                    out.write(chunk)
+                except OSError as exc:
+                    raise _LocalWriteError(exc) from exc
+                position += len(chunk)
+                if position - reported >= PROGRESS_EVERY_BYTES:
+                    reported = position
+                    if on_progress is not None:
+                        on_progress(position, size)
+                    now = time.monotonic()
+                    if now - last_log >= PROGRESS_LOG_SECONDS:
+                        last_log = now
+                        logger.info(
+                            "%s: %s %s%s",
+                            self._who(),
+                            name,
+                            _megabytes(position),
+                            f" of {_megabytes(size)}" if size is not None else "",
+                        )
+
+            return sink
+
+        def attempt() -> int:
+            nonlocal known_size, remote_size
+            if not known_size:
+                remote_size = self._remote_size(path)
+                known_size = True
+                logger.info(
+                    "%s: downloading %s from %s (%s)",
+                    self._who(),
+                    name,
+                    self.settings.url,
+                    _megabytes(remote_size) if remote_size is not None else "size unknown",
+                )
+            size = remote_size
+            offset = self._local_size(destination)
+            if size is not None and offset > size:
+                logger.warning(
+                    "%s: %s on disk is larger than the remote file; starting over",
+                    self._who(),
+                    name,
+                )
+                self._truncate(destination, 0)
+                offset = 0
+            if offset:
+                logger.info("%s: resuming %s at byte %d", self._who(), name, offset)
+            if size is None or offset < size:
+                out = self._open_local(destination)
+                try:
+                    self._retrieve(path, offset, size, sink_for(out, offset, size))
+                finally:
+                    self._close_local(out)
+            written = self._local_size(destination)
+            if size is not None and written < size:
+                raise _ShortTransferError(f"the transfer ended at byte {written} of {size}")
+            if size is not None and written > size:
+                raise CorruptFileError(
+                    f"the download of {name!r} has {written} bytes but the site said {size}",
+                    vendor=self.vendor,
+                    stream=self.stream,
+                    subject=self._subject(path),
+                    action="the file probably changed while it was read; re-run the sync",
+                )
+            return written
+
+        written = self._retrying(attempt, name=name, path=path, destination=destination)
+        if on_progress is not None:
+            on_progress(written, remote_size)
+        seconds = max(time.monotonic() - started, 1e-6)
+        logger.info(
+            "%s: downloaded %s, %d bytes in %.1f s (%.1f MB/s)",
+            self._who(),
+            name,
+            written,
+            seconds,
+            written / seconds / 1e6,
+        )
+        return written
+
+    # --- names
+
+    def remote_path(self, name: str) -> str:
+        """Join a file name to the folder, refusing any name that could leave the folder.
+
+        Names come from vendor answers and servers, so they are untrusted: no absolute paths,
+        no `.`/`..` segments, no backslashes, no control characters (FTP commands are lines).
+        """
+        parts = name.split("/")
+        unsafe = (
+            not name
+            or name.startswith("/")
+            or "\\" in name
+            or any(ord(c) < 32 or c == "\x7f" for c in name)
+            or any(part in ("", ".", "..") for part in parts)
+        )
+        if unsafe:
+            raise ConfigurationError(
+                f"refused the file name {name!r}: it must be a relative name inside the folder "
+                f"{self.settings.folder!r} (no absolute path, '..', backslash or control "
+                "characters)",
+                vendor=self.vendor,
+                stream=self.stream,
+                subject=self.settings.url,
+                action="this name came from the vendor or the config; if the vendor really "
+                "announced it, report it to the vendor, it is not downloaded for safety",
+            )
+        return posixpath.join(self.settings.folder or ".", name)
+
+    # --- retries and errors
+
+    def _retrying(
+        self,
+        operation: Callable[[], _T],
+        *,
+        name: str | None,
+        path: str,
+        destination: Path | None = None,
+    ) -> _T:
+        attempts = max(1, self.settings.max_attempts)
+        for attempt in range(1, attempts + 1):
+            try:
+                if not self._is_connected():
+                    self._connect()
+                return operation()
+            except TapEmailTrackingError:
+                self._disconnect()
+                raise
+            except _LocalWriteError as exc:
+                self._disconnect()
+                raise self._local_error(destination, exc.error) from exc.error
+            except Exception as exc:
+                kind: FailureKind | None = (
+                    "retry" if isinstance(exc, _ShortTransferError) else self._classify(exc)
+                )
+                if kind is None:
+                    self._disconnect()
+                    raise
+                if kind != "missing":
+                    self._disconnect()
+                if kind != "retry":
+                    raise self._final_error(kind, exc, name=name, path=path) from (
+                        None if kind == "auth" else exc
+                    )
+                if attempt >= attempts:
+                    on_disk = self._local_size(destination) if destination is not None else 0
+                    raise self._exhausted_error(
+                        exc, name=name, path=path, attempts=attempts, on_disk=on_disk
+                    ) from exc
+                delay = min(self.retry_max_seconds, self.retry_base_seconds * 2 ** (attempt - 1))
+                delay *= 0.5 + random.random() / 2  # jitter: flaky clients should not sync up
+                logger.warning(
+                    "%s: %s at %s failed (attempt %d of %d: %s); retrying in %.1f s",
+                    self._who(),
+                    name or "listing",
+                    self.settings.url,
+                    attempt,
+                    attempts,
+                    self._describe(exc),
+                    delay,
+                )
+                self._sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _final_error(
+        self, kind: FailureKind, exc: Exception, *, name: str | None, path: str
+    ) -> TapEmailTrackingError:
+        subject = self._subject(path)
+        if kind == "auth":
+            return AuthenticationError(
+                f"the file site refused the login of user {self.settings.username!r}",
+                vendor=self.vendor,
+                stream=self.stream,
+                subject=subject,
+                action=f"check {_setting(self.vendor, 'username')} / "
+                f"{SETTING_NAMES['password']} (and that this user may use "
+                f"{self.settings.protocol.upper()})",
+            )
+        if kind == "missing":
+            what = (
+                f"the file {name!r} is not in the folder {self.settings.folder!r}"
+                if name is not None
+                else f"the folder {self.settings.folder!r} does not exist"
+            )
+            return RemoteFileMissingError(
+                what,
+                vendor=self.vendor,
+                stream=self.stream,
+                subject=subject,
+                action="the file may have expired from the site (vendors keep result files for a "
+                "limited time) or the folder is wrong "
+                f"({_setting(self.vendor, 'folder')}); re-run the sync: it re-submits the export, "
+                "or resumes the job whose id is kept in state",
+            )
+        if kind == "denied":
+            return AuthenticationError(
+                f"the site does not let user {self.settings.username!r} read "
+                f"{name if name is not None else self.settings.folder!r}: {self._describe(exc)}",
+                vendor=self.vendor,
+                stream=self.stream,
+                subject=subject,
+                action="ask the vendor to grant this user read access to the folder, or fix "
+                f"{_setting(self.vendor, 'folder')}",
+            )
+        return TransportError(
+            f"the file site refused the request: {self._describe(exc)}",
+            vendor=self.vendor,
+            stream=self.stream,
+            subject=subject,
+            action=f"check {_setting(self.vendor, 'protocol')}, {_setting(self.vendor, 'host')} "
+            f"and {_setting(self.vendor, 'port')} against what the vendor gave you",
+        )
+
+    def _exhausted_error(
+        self, exc: Exception, *, name: str | None, path: str, attempts: int, on_disk: int
+    ) -> TransportError:
+        doing = f"downloading {name!r}" if name is not None else "listing the folder"
+        got = f" ({on_disk} bytes were on disk)" if name is not None else ""
+        return TransportError(
+            f"{doing} failed {attempts} times in a row{got}; last error: {self._describe(exc)}",
+            vendor=self.vendor,
+            stream=self.stream,
+            subject=self._subject(path),
+            action=f"check that {self.settings.url} is reachable from this machine (host, port, "
+            "firewall, VPN) and re-run the sync; on a slow or flaky link raise "
+            f"{_setting(self.vendor, 'timeout_seconds')} or "
+            f"{_setting(self.vendor, 'max_attempts')}",
+        )
+
+    def _describe(self, exc: BaseException) -> str:
+        """One safe line about a library error: class and text, password scrubbed, capped."""
+        text = " ".join(str(exc).split())
+        password = self.settings.password
+        if password:
+            text = text.replace(password, "***")
+        text = text[:300]
+        kind = type(exc).__name__
+        return f"{kind}: {text}" if text else kind
+
+    def _subject(self, path: str) -> str:
+        return f"{self.settings.url}{'' if path.startswith('/') else '/'}{path}"
+
+    def _who(self) -> str:
+        return self.vendor if self.stream is None else f"{self.vendor}/{self.stream}"
+
+    # --- local file
+
+    def _local_error(self, destination: Path | None, exc: OSError) -> TapEmailTrackingError:
+        return TapEmailTrackingError(
+            f"could not write the download to {destination}: {exc}",
+            vendor=self.vendor,
+            stream=self.stream,
+            subject=self.settings.url,
+            action="free disk space in the temporary folder (or point TMPDIR elsewhere) and re-run",
+        )
+
+    def _truncate(self, destination: Path, size: int) -> None:
+        try:
+            with destination.open("wb") as out:
+                out.truncate(size)
+        except OSError as exc:
+            raise self._local_error(destination, exc) from exc
+
+    def _local_size(self, destination: Path | None) -> int:
+        if destination is None:
+            return 0
+        try:
+            return destination.stat().st_size
+        except FileNotFoundError:
+            return 0
+        except OSError as exc:
+            raise self._local_error(destination, exc) from exc
+
+    def _open_local(self, destination: Path) -> BinaryIO:
+        try:
+            return destination.open("ab")
+        except OSError as exc:
+            raise self._local_error(destination, exc) from exc
+
+    def _close_local(self, out: BinaryIO) -> None:
+        try:
+            out.close()
+        except OSError as exc:
+            raise _LocalWriteError(exc) from exc
+
+
+def _megabytes(size: int | None) -> str:
+    return "? MB" if size is None else f"{size / 1e6:.1f} MB"
+
+
+def open_file_site(
+    settings: FileSiteSettings,
+    *,
+    vendor: str,
+    stream: str | None = None,
+    sleep: Sleep = time.sleep,
+) -> FileSite:
+    """Check the settings and return a (not yet connected) client for the site's protocol."""
+
+    def bad(what: str, setting: str) -> ConfigurationError:
+        return ConfigurationError(
+            what,
+            vendor=vendor,
+            stream=stream,
+            subject=_setting(vendor, setting),
+            action=f"fix {_setting(vendor, setting)} in the config",
+        )
+
+    if settings.protocol not in DEFAULT_PORTS:
+        raise bad(
+            f"unknown file-site protocol {settings.protocol!r} (use ftp, ftps or sftp)", "protocol"
+        )
+    if not settings.host:
+        raise bad("the file-site host is empty", "host")
+    if not 0 < settings.effective_port < 65536:
+        raise bad(f"the file-site port {settings.port} is not between 1 and 65535", "port")
+    if not settings.username:
+        raise bad("the file-site user name is empty", "username")
+    if settings.timeout_seconds <= 0:
+        raise bad("the file-site timeout must be more than 0 seconds", "timeout_seconds")
+    if settings.max_attempts < 1:
+        raise bad("the file-site max_attempts must be at least 1", "max_attempts")
+    # Imported here: the protocol modules import this one, and FTP users need no paramiko.
+    if settings.protocol == "sftp":
+        from tap_emailtracking.transports.sftp import SftpFileSite  # noqa: PLC0415
+
+        return SftpFileSite(settings, vendor=vendor, stream=stream, sleep=sleep)
+    from tap_emailtracking.transports.ftp import FtpFileSite  # noqa: PLC0415
+
+    return FtpFileSite(settings, vendor=vendor, stream=stream, sleep=sleep)

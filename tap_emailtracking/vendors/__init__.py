@@ -1,0 +1,1 @@
+"""One folder per vendor: its protocol client, streams and schemas."""

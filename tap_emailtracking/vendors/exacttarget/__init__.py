@@ -1,0 +1,1 @@
+"""ExactTarget (legacy XML API): Tracking BulkAsync exports delivered as ZIP files over (S)FTP."""

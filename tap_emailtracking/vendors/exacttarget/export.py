@@ -1,0 +1,261 @@
+"""ExactTarget's unit of work: one activity window → one BulkAsync batch → one ZIP → many streams.
+
+One `ExactTargetExports` lives for the whole sync. The first selected stream that needs a window
+runs its batch through the shared job lifecycle (batch id in state before polling), downloads the
+ZIP once, verifies it, and parses it once: its own records are yielded straight away and the
+records of every other selected stream that will need this window are spooled to disk. Later
+streams read their spool. The batch id leaves state only when every stream that needed the window
+has committed it, so a crash in between resumes the same batch rather than submitting another.
+
+A damaged or vanished result file drops the batch id (a new batch will be submitted next run,
+because the same file would fail again); a network failure keeps it (the next run re-downloads).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import tempfile
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from tap_emailtracking.errors import CorruptFileError, RemoteFileMissingError
+from tap_emailtracking.formats.zip import open_verified_zip
+from tap_emailtracking.jobs import JobLedger, JobRunner, PollPolicy
+from tap_emailtracking.spools import SpoolWriter, read_spool
+from tap_emailtracking.timestamps import LocalTimeFormatter, zone
+from tap_emailtracking.transports.files import open_file_site
+from tap_emailtracking.transports.http import RetryPolicy, VendorHttp
+from tap_emailtracking.vendors.exacttarget.client import (
+    VENDOR,
+    ExactTargetClient,
+    TrackingExportJob,
+    et_date,
+)
+from tap_emailtracking.vendors.exacttarget.parser import ExportParser
+from tap_emailtracking.vendors.exacttarget.settings import ExactTargetSettings
+from tap_emailtracking.windows import DateWindow, plan_windows
+
+LOGGER = logging.getLogger("tap_emailtracking.exacttarget")
+LEDGER_NAME = "_exacttarget_batches"
+PROGRESS_EVERY = 250_000
+
+
+class ExactTargetExports:
+    """Plan windows, run each window's batch once per sync, and fan its records out."""
+
+    def __init__(
+        self,
+        settings: ExactTargetSettings,
+        *,
+        state: dict[str, Any],
+        checkpoint: Callable[[], None],
+        start_date: date,
+        end_date: date | None,
+        pending_kinds: Callable[[], set[str]],
+        bookmark_of: Callable[[str], str | None],
+        temp_dir: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.start_date = start_date
+        self.end_date = end_date
+        self._pending_kinds = pending_kinds
+        self._bookmark_of = bookmark_of
+        self.tz = zone(settings.timezone)
+        self.formatter = LocalTimeFormatter(self.tz)
+        self.http = VendorHttp(
+            vendor=VENDOR,
+            policy=RetryPolicy(
+                max_attempts=settings.max_attempts,
+                read_timeout_seconds=settings.request_timeout_seconds,
+            ),
+            sleep=sleep,
+        )
+        self.client = ExactTargetClient(settings, self.http)
+        self.ledger = JobLedger(state, LEDGER_NAME, checkpoint)
+        self.runner = JobRunner(
+            vendor=VENDOR,
+            ledger=self.ledger,
+            policy=PollPolicy(
+                interval_seconds=settings.poll_interval_seconds,
+                max_interval_seconds=settings.poll_max_interval_seconds,
+                deadline_seconds=settings.job_deadline_seconds,
+            ),
+            sleep=sleep,
+        )
+        self.workdir = Path(tempfile.mkdtemp(prefix="tap-emailtracking-et-", dir=temp_dir))
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self.workdir, True)
+        self._spools: dict[str, dict[str, Path]] = {}
+        self._waiting: dict[str, set[str]] = {}
+
+    # -- planning -----------------------------------------------------------------------------
+
+    def today(self) -> date:
+        """The account's current calendar day."""
+        return datetime.now(self.tz).date()
+
+    def plan(self, bookmark: str | None) -> list[DateWindow]:
+        """Windows from the bookmark (less the lookback) or start_date, up to today/end_date."""
+        last = self.today() if self.end_date is None else min(self.end_date, self.today())
+        first = self.start_date
+        if bookmark:
+            resume = date.fromisoformat(bookmark) - timedelta(days=self.settings.lookback_days)
+            first = max(first, resume)
+        in_flight = {}
+        for unit in self.ledger.units():
+            entry = self.ledger.get(unit) or {}
+            if "activity_start" in entry and "activity_end" in entry:
+                in_flight[date.fromisoformat(entry["activity_start"])] = date.fromisoformat(
+                    entry["activity_end"]
+                )
+        return list(
+            plan_windows(first, last, self.settings.window_days, preferred_ends=in_flight)
+        )
+
+    def sends_for(self, window: DateWindow) -> DateWindow | None:
+        """The send-date range for a window (None: a single <daterange>)."""
+        if self.settings.send_lookback_days == 0:
+            return None
+        return DateWindow(
+            window.start - timedelta(days=self.settings.send_lookback_days), window.end
+        )
+
+    def unit(self, window: DateWindow) -> str:
+        """The window's key in the batch ledger and the spool cache."""
+        sends = self.sends_for(window)
+        return window.key() + ("" if sends is None else f";sends={sends.key()}")
+
+    def label(self, window: DateWindow) -> str:
+        """How logs and errors name a window."""
+        text = f"activity {et_date(window.start)}-{et_date(window.end)}"
+        sends = self.sends_for(window)
+        if sends is not None:
+            text += f", sends {et_date(sends.start)}-{et_date(sends.end)}"
+        return text
+
+    # -- records ------------------------------------------------------------------------------
+
+    def records(self, kind: str, window: DateWindow, *, stream: str) -> Iterator[dict[str, Any]]:
+        """All records of one kind for one window, from a spool or from the vendor."""
+        unit = self.unit(window)
+        spool = self._spools.get(unit, {}).pop(kind, None)
+        if spool is not None:
+            LOGGER.info("ExactTarget: %s reads %s from this run's export", stream, self.label(window))
+            yield from read_spool(spool)
+            spool.unlink(missing_ok=True)
+            return
+        yield from self._fetch(kind, window, unit, stream)
+
+    def _fetch(
+        self, kind: str, window: DateWindow, unit: str, stream: str
+    ) -> Iterator[dict[str, Any]]:
+        sends = self.sends_for(window)
+        label = self.label(window)
+        unit_info = {
+            "activity_start": window.start.isoformat(),
+            "activity_end": window.end.isoformat(),
+        }
+        if sends is not None:
+            unit_info["sends_start"] = sends.start.isoformat()
+        status = self.runner.run(
+            unit,
+            TrackingExportJob(self.client, window, sends, stream=stream),
+            stream=stream,
+            label=label,
+            unit_info=unit_info,
+        )
+        job_id = str((self.ledger.get(unit) or {}).get("job_id", "?"))
+        filename = status.result or ""
+        subject = f"batch {job_id}, file {filename}, {label}"
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", unit)
+        archive_path = self.workdir / f"{safe}.zip"
+        try:
+            with open_file_site(self.settings.files, vendor=VENDOR, stream=stream) as site:
+                site.download(filename, archive_path)
+        except RemoteFileMissingError:
+            self.ledger.drop(unit)
+            raise
+        others = {
+            other
+            for other in self._pending_kinds() - {kind}
+            if window in self.plan(self._bookmark_of(other))
+        }
+        spool = SpoolWriter(self.workdir, safe, others)
+        wanted = others | {kind}
+        emitted = 0
+        started = time.monotonic()
+        try:
+            with open_verified_zip(
+                archive_path, vendor=VENDOR, stream=stream, subject=subject, suffix=".xml"
+            ) as members:
+                for name, archive in members:
+                    parser = ExportParser(self.formatter, stream=stream, subject=subject)
+                    with archive.open(name) as member:
+                        for record_kind, record in parser.parse(member, wanted):
+                            if record_kind == kind:
+                                yield record
+                                emitted += 1
+                                if emitted % PROGRESS_EVERY == 0:
+                                    LOGGER.info(
+                                        "ExactTarget: %s: %d records of %s so far (%.0f s)",
+                                        stream,
+                                        emitted,
+                                        label,
+                                        time.monotonic() - started,
+                                    )
+                            else:
+                                spool.write(record_kind, record)
+        except CorruptFileError:
+            spool.discard()
+            self.ledger.drop(unit)
+            raise
+        except BaseException:
+            spool.discard()
+            raise
+        finally:
+            archive_path.unlink(missing_ok=True)
+        spool.close()
+        self._spools[unit] = dict(spool.paths)
+        self._waiting[unit] = set(others)
+        LOGGER.info(
+            "ExactTarget: %s parsed in %.1f s: %d %s records%s",
+            label,
+            time.monotonic() - started,
+            emitted,
+            stream,
+            "".join(f", {n} {k} spooled" for k, n in sorted(spool.counts.items())),
+        )
+
+    # -- bookkeeping --------------------------------------------------------------------------
+
+    def committed(self, kind: str, window: DateWindow) -> None:
+        """A stream emitted every record of a window; forget the batch once nobody needs it."""
+        unit = self.unit(window)
+        waiting = self._waiting.get(unit)
+        if waiting is not None:
+            waiting.discard(kind)
+        if not waiting:
+            self._waiting.pop(unit, None)
+            self.ledger.drop(unit)
+
+    def finish_stream(self, kind: str) -> None:
+        """A stream is done for this run: delete spools it did not use, release windows."""
+        for unit in list(self._waiting):
+            self._waiting[unit].discard(kind)
+            path = self._spools.get(unit, {}).pop(kind, None)
+            if path is not None:
+                path.unlink(missing_ok=True)
+            if not self._waiting[unit]:
+                del self._waiting[unit]
+                self.ledger.drop(unit)
+
+    def close(self) -> None:
+        """Remove temporary files and close connections."""
+        self.http.close()
+        self._cleanup()

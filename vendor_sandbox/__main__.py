@@ -1,0 +1,70 @@
+"""Start the vendor sandbox for a newcomer: `python -m vendor_sandbox serve --dir .sandbox`.
+
+It listens on fixed ports (the ones meltano.yml's `sandbox` environment uses), writes a ready tap
+config (`tap-config.json`), the ground truth (`ground-truth.json`, rows per stream a full sync must
+deliver), the SFTP known_hosts file and the FTPS CA certificate into the folder, then serves until
+interrupted. `ready` in the folder tells scripts the servers are up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from vendor_sandbox.exacttarget.data import ExactTargetDataset, ExactTargetDataSpec
+from vendor_sandbox.sandbox import DEMO_PORTS, Sandbox, SandboxPorts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vendor_sandbox")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="start every sandbox server and wait")
+    serve.add_argument("--dir", type=Path, default=Path(".sandbox"))
+    serve.add_argument(
+        "--events",
+        type=int,
+        default=0,
+        help="approximate ExactTarget events to generate (default: a small, edge-case-rich set)",
+    )
+    serve.add_argument("--seed", type=int, default=1)
+    serve.add_argument("--protocol", choices=["sftp", "ftp", "ftps"], default="sftp")
+    serve.add_argument(
+        "--free-ports", action="store_true", help="bind free ports instead of the demo's fixed ones"
+    )
+    args = parser.parse_args(argv)
+
+    root: Path = args.dir.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "ready").unlink(missing_ok=True)
+    spec = (
+        ExactTargetDataset.sized(args.events, seed=args.seed).spec
+        if args.events
+        else ExactTargetDataSpec(seed=args.seed)
+    )
+    sandbox = Sandbox(
+        root, exacttarget=spec, ports=SandboxPorts() if args.free_ports else DEMO_PORTS
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with sandbox:
+        (root / "tap-config.json").write_text(
+            json.dumps(sandbox.tap_config(args.protocol), indent=2), encoding="utf-8"
+        )
+        (root / "ground-truth.json").write_text(
+            json.dumps(sandbox.ground_truth_counts(), indent=2), encoding="utf-8"
+        )
+        (root / "ready").write_text(sandbox.http.url, encoding="utf-8")
+        print(f"vendor sandbox ready: HTTP {sandbox.http.url}, SFTP {sandbox.sftp.port}, "
+              f"FTP {sandbox.ftp.port}, FTPS {sandbox.ftps.port}; config in {root}", flush=True)
+        stop.wait()
+    (root / "ready").unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

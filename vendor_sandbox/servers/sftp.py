@@ -1,0 +1,231 @@
+"""A real SFTP server (asyncssh) over a local folder, run in a background thread's event loop.
+
+Password login, chroot to the folder, a fresh ed25519 host key per start (clients trust it through
+`known_hosts_line`), and an optional download fault that cuts the connection mid-file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import threading
+from pathlib import Path
+from types import TracebackType
+
+import asyncssh
+
+from vendor_sandbox.servers.faults import DownloadFaults
+
+_START_TIMEOUT = 10.0
+
+
+class _ReadState:
+    """Per-handle download bookkeeping for the fault."""
+
+    __slots__ = ("limit", "served", "started")
+
+    def __init__(self) -> None:
+        self.started = False
+        self.served = 0
+        self.limit: int | None = None
+
+
+class _SandboxSftp(asyncssh.SFTPServer):
+    """Chrooted SFTP that counts downloads and can cut one after N bytes."""
+
+    def __init__(
+        self, chan: asyncssh.SSHServerChannel[bytes], *, root: Path, faults: DownloadFaults | None
+    ) -> None:
+        super().__init__(chan, chroot=str(root).encode())
+        self._faults = faults
+        self._reads: dict[int, _ReadState] = {}
+
+    def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
+        file_obj = super().open(path, pflags, attrs)
+        if self._faults is not None and not pflags & asyncssh.FXF_WRITE:
+            self._reads[id(file_obj)] = _ReadState()
+        return file_obj
+
+    def close(self, file_obj: object) -> None:
+        self._reads.pop(id(file_obj), None)
+        super().close(file_obj)
+
+    def read(self, file_obj: object, offset: int, size: int) -> bytes:
+        data: bytes = super().read(file_obj, offset, size)  # type: ignore[assignment]
+        state = self._reads.get(id(file_obj))
+        if state is None or self._faults is None:
+            return data
+        if not state.started:
+            # The first read of a handle tells a fresh download (offset 0) from a resume.
+            state.started = True
+            self._faults.record_download(offset=offset)
+            state.limit = self._faults.take_drop()
+        state.served += len(data)
+        if state.limit is not None and state.served > state.limit:
+            # Abort: the TCP connection goes away without an SSH disconnect, like a real cut.
+            self.connection.abort()
+            return b""
+        return data
+
+
+class _SandboxSsh(asyncssh.SSHServer):
+    """Password-only SSH login that reports its connection to the owning server."""
+
+    def __init__(self, owner: SftpServer) -> None:
+        self._owner = owner
+        self._conn: asyncssh.SSHServerConnection | None = None
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self._conn = conn
+        self._owner._connections.add(conn)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._conn is not None:
+            self._owner._connections.discard(self._conn)
+
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return True
+
+    def validate_password(self, username: str, password: str) -> bool:
+        user_ok = hmac.compare_digest(username.encode(), self._owner.username.encode())
+        password_ok = hmac.compare_digest(password.encode(), self._owner._password.encode())
+        return user_ok and password_ok
+
+
+class SftpServer:
+    """SFTP on `host:port` (port 0 picks a free one) serving `root` to one user."""
+
+    def __init__(
+        self,
+        root: Path,
+        username: str,
+        password: str,
+        *,
+        faults: DownloadFaults | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.root = Path(root)
+        self.username = username
+        self._password = password
+        self.faults = faults
+        self.host = host
+        self.port = port
+        self._requested_port = port
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._acceptor: asyncssh.SSHAcceptor | None = None
+        self._connections: set[asyncssh.SSHServerConnection] = set()
+        self._host_key: asyncssh.SSHKey | None = None
+
+    def __repr__(self) -> str:
+        return f"SftpServer(sftp://{self.host}:{self.port}, root={str(self.root)!r})"
+
+    # --- lifecycle
+
+    def start(self) -> SftpServer:
+        """Listen and serve in a daemon thread; returns self once the port is bound."""
+        if self._loop is not None:
+            return self
+        quiet = logging.getLogger("asyncssh")
+        if quiet.level == logging.NOTSET:
+            quiet.setLevel(logging.WARNING)
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(
+            target=loop.run_forever, name=f"sandbox-sftp-{self._requested_port}", daemon=True
+        )
+        thread.start()
+        self._loop, self._thread = loop, thread
+        try:
+            asyncio.run_coroutine_threadsafe(self._listen(), loop).result(_START_TIMEOUT)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    async def _listen(self) -> None:
+        self._host_key = asyncssh.generate_private_key("ssh-ed25519")
+        root, faults = self.root, self.faults
+
+        def sftp_factory(chan: asyncssh.SSHServerChannel[bytes]) -> asyncssh.SFTPServer:
+            return _SandboxSftp(chan, root=root, faults=faults)
+
+        self._acceptor = await asyncssh.listen(
+            self.host,
+            self._requested_port,
+            server_host_keys=[self._host_key],
+            server_factory=lambda: _SandboxSsh(self),
+            sftp_factory=sftp_factory,
+            allow_scp=False,
+            reuse_address=True,
+        )
+        self.port = self._acceptor.get_port()
+
+    async def _shutdown(self) -> None:
+        if self._acceptor is not None:
+            self._acceptor.close()
+        # A client left connected to a stopped loop hangs on its next call: cut it loose.
+        for conn in list(self._connections):
+            conn.abort()
+        self._connections.clear()
+        if self._acceptor is not None:
+            await self._acceptor.wait_closed()
+            self._acceptor = None
+        await asyncio.sleep(0)
+        current = asyncio.current_task()
+        pending = [t for t in asyncio.all_tasks() if t is not current]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    def stop(self) -> None:
+        """Close every client connection, stop listening and end the thread."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        try:
+            if loop.is_running():
+                asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(_START_TIMEOUT)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(_START_TIMEOUT)
+            loop.close()
+            self._loop = self._thread = None
+
+    def __enter__(self) -> SftpServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- host key for clients
+
+    @property
+    def known_hosts_line(self) -> str:
+        """The OpenSSH known_hosts line for this server (`[host]:port` unless port 22)."""
+        if self._host_key is None:
+            raise RuntimeError("start the server first: the host key is made at start")
+        key_type, key_data = self._host_key.export_public_key("openssh").decode().split()[:2]
+        pattern = self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+        return f"{pattern} {key_type} {key_data}"
+
+    def write_known_hosts(self, path: Path | str) -> Path:
+        """Write a known_hosts file that trusts this server (and nothing else)."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(self.known_hosts_line + "\n", encoding="utf-8")
+        return target
+
+    @property
+    def connection_count(self) -> int:
+        """Open client connections (for tests that check nothing leaks)."""
+        return len(self._connections)
