@@ -1,69 +1,107 @@
-"""Streaming XML that is safe on untrusted vendor files.
+"""Streaming XML that is fast and safe on large, untrusted vendor files.
 
-Files are parsed incrementally (`XMLPullParser`), so callers see elements as they close and must
-clear what they have used; memory then stays flat in the file size. Documents with a DTD are refused
-outright: without a DTD no entity can be declared, so no entity expansion (billion laughs, external
-entities) can happen. A parse error becomes `CorruptFileError` with the line and column.
+Exports hold millions of elements, of which a caller needs a few small subtrees (one subscriber,
+one job summary) and a few leaf values (ids). `iter_xml_items` runs expat directly and builds
+`Element` objects only inside the subtrees asked for, so memory stays flat in the file size and the
+parse is about twice as fast as `ElementTree.iterparse` (which builds every element).
+
+Safety: a document with a DTD is refused outright, so no entity can be declared and none can be
+expanded (billion laughs, external entities); an undefined entity is a parse error. Any parse error
+becomes `CorruptFileError` with the line and column.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from typing import IO
-from xml.etree.ElementTree import Element, ParseError, XMLPullParser
+from typing import IO, Any
+from xml.etree.ElementTree import Element, SubElement
+from xml.parsers import expat
 
 from tap_emailtracking.errors import CorruptFileError
 
 _CHUNK = 1 << 18
-_DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
-_ROOT_START = re.compile(rb"<[A-Za-z_]")
+
+# One parsed item: ("tree", tag, subtree) when a captured element closes, ("leaf", tag, text)
+# for a tracked leaf, ("end", tag, None) when a tracked structural element closes.
+XmlItem = tuple[str, str, Any]
 
 
-def iter_xml_events(
+class _RefusedDtd(Exception):
+    """Raised from inside expat when a document declares a DTD."""
+
+
+def iter_xml_items(
     stream: IO[bytes],
     *,
+    capture: frozenset[str],
+    leaves: frozenset[str],
+    ends: frozenset[str],
     vendor: str,
     stream_name: str | None,
     subject: str,
-    events: tuple[str, ...] = ("start", "end"),
-) -> Iterator[tuple[str, Element]]:
-    """Yield `(event, element)` pairs from a byte stream."""
-    parser = XMLPullParser(events=events)
-    prolog_checked = False
-    pending = b""
+) -> Iterator[list[XmlItem]]:
+    """Yield the items of a byte stream, a list per chunk read (cheaper than one per item)."""
+    parser = expat.ParserCreate()
+    parser.buffer_text = True
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    out: list[XmlItem] = []
+    stack: list[Element] = []
+    text: list[str] = []
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        text.clear()
+        if stack:
+            stack.append(SubElement(stack[-1], tag, attrs))
+        elif tag in capture:
+            stack.append(Element(tag, attrs))
+
+    def end(tag: str) -> None:
+        if stack:
+            element = stack.pop()
+            if text and not len(element):
+                element.text = "".join(text)
+            text.clear()
+            if not stack:
+                out.append(("tree", tag, element))
+            return
+        if tag in leaves:
+            out.append(("leaf", tag, "".join(text)))
+        elif tag in ends:
+            out.append(("end", tag, None))
+        text.clear()
+
+    def refuse(*_: object) -> None:
+        raise _RefusedDtd
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = text.append
+    parser.StartDoctypeDeclHandler = refuse
+    parser.EntityDeclHandler = refuse
     try:
         while True:
             chunk = stream.read(_CHUNK)
-            if not prolog_checked:
-                pending += chunk
-                root = _ROOT_START.search(pending)
-                if root is None and chunk:
-                    continue
-                head = pending if root is None else pending[: root.start()]
-                if _DOCTYPE.search(head):
-                    raise CorruptFileError(
-                        f"{subject} declares a DTD, which this tap refuses to parse",
-                        vendor=vendor,
-                        stream=stream_name,
-                        subject=subject,
-                        action="the export is not a vendor export; check the file site and folder",
-                    )
-                prolog_checked = True
-                chunk, pending = pending, b""
+            parser.Parse(chunk, not chunk)
+            if out:
+                yield out
+                out = []
             if not chunk:
                 break
-            parser.feed(chunk)
-            yield from parser.read_events()
-        parser.close()
-        yield from parser.read_events()
-    except ParseError as exc:
-        line, column = getattr(exc, "position", (0, 0))
+    except _RefusedDtd:
         raise CorruptFileError(
-            f"malformed XML in {subject} at line {line}, column {column}",
+            f"{subject} declares a DTD, which this tap refuses to parse",
             vendor=vendor,
             stream=stream_name,
             subject=subject,
-            action="re-run the sync to download the export again; if the error repeats, the "
-            "vendor produced a broken file: ask them to regenerate it (state was not advanced)",
+            action="the file is not a vendor export; check the file site and folder",
+        ) from None
+    except expat.ExpatError as exc:
+        raise CorruptFileError(
+            f"malformed XML in {subject} at line {exc.lineno}, column {exc.offset}: "
+            f"{expat.ErrorString(exc.code)}",
+            vendor=vendor,
+            stream=stream_name,
+            subject=subject,
+            action="re-run the sync: a new export is requested; if the error repeats, the vendor "
+            "produced a broken file, ask them to regenerate it (state was not advanced)",
         ) from None

@@ -210,7 +210,7 @@ class FileSite(ABC):
         """
         path = self.remote_path(name)
         destination = Path(destination)
-        self._truncate(destination, 0)
+        self._truncate(destination)
         started = time.monotonic()
         remote_size: int | None = None
         known_size = False
@@ -264,7 +264,7 @@ class FileSite(ABC):
                     self._who(),
                     name,
                 )
-                self._truncate(destination, 0)
+                self._truncate(destination)
                 offset = 0
             if offset:
                 logger.info("%s: resuming %s at byte %d", self._who(), name, offset)
@@ -452,7 +452,7 @@ class FileSite(ABC):
 
     def _describe(self, exc: BaseException) -> str:
         """One safe line about a library error: class and text, password scrubbed, capped."""
-        text = " ".join(str(exc).split())
+        text = " ".join(str(exc).split()).rstrip(" :")
         password = self.settings.password
         if password:
             text = text.replace(password, "***")
@@ -477,10 +477,9 @@ class FileSite(ABC):
             action="free disk space in the temporary folder (or point TMPDIR elsewhere) and re-run",
         )
 
-    def _truncate(self, destination: Path, size: int) -> None:
+    def _truncate(self, destination: Path) -> None:
         try:
-            with destination.open("wb") as out:
-                out.truncate(size)
+            destination.open("wb").close()  # a fresh download starts from an empty file
         except OSError as exc:
             raise self._local_error(destination, exc) from exc
 

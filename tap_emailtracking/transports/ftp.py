@@ -191,9 +191,10 @@ class FtpFileSite(FileSite):
     def _list_nlst(self, folder: str) -> list[RemoteFile]:
         """List with NLST, then SIZE and MDTM per name (servers without MLSD)."""
         ftp = self._session()
-        ftp.voidcmd("TYPE I")
+        names = ftp.nlst(folder)
+        ftp.voidcmd("TYPE I")  # NLST switched to ASCII, where SIZE is refused
         files = []
-        for entry in ftp.nlst(folder):
+        for entry in names:
             name = posixpath.basename(entry.rstrip("/"))
             if name in ("", ".", ".."):
                 continue

@@ -16,12 +16,12 @@ docs/exacttarget.md. What this module guarantees:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import IO, Any
 from xml.etree.ElementTree import Element
 
 from tap_emailtracking.errors import CorruptFileError
-from tap_emailtracking.formats.xml import iter_xml_events
+from tap_emailtracking.formats.xml import iter_xml_items
 from tap_emailtracking.timestamps import LocalTimeFormatter
 
 VENDOR = "ExactTarget"
@@ -113,6 +113,9 @@ JOB_TEMPLATE: dict[str, Any] = {
     "conversion_summary": None,
     "extra": None,
 }
+# Leaves whose text sets the context, and elements whose end closes it.
+_LEAF_TAGS = frozenset({"jobID", "memberID"})
+_END_TAGS = frozenset({"emailSummary", "job", "account"})
 TRUE_WORDS = frozenset({"true", "1", "yes", "y"})
 FALSE_WORDS = frozenset({"false", "0", "no", "n"})
 
@@ -140,7 +143,9 @@ class ExportParser:
         self._formatter = formatter
         self._stream = stream
         self._subject = subject
-        self._time_cache: dict[str, str] = {}
+        self._days: dict[str, tuple[int, int, int]] = {}
+        self._hours: dict[tuple[tuple[int, int, int], int], tuple[str, str]] = {}
+        self._roles: dict[str, tuple[str, str, str]] = {}
         self.member_id: str | None = None
         self.job_id: str | None = None
 
@@ -160,13 +165,18 @@ class ExportParser:
     # -- values -------------------------------------------------------------------------------
 
     def timestamp(self, raw: str) -> str:
-        """`1/18/2008 9:25:00 AM` (account-local) to ISO 8601 with offset."""
-        cached = self._time_cache.get(raw)
-        if cached is not None:
-            return cached
+        """`1/18/2008 9:25:00 AM` (account-local) to ISO 8601 with offset.
+
+        Hot: called once per event. The day and the (day, hour) prefix with its UTC offset are
+        cached, so a typical call is two splits, two int() calls and one f-string.
+        """
         try:
             date_part, _, time_part = raw.strip().partition(" ")
-            month_s, day_s, year_s = date_part.split("/")
+            day = self._days.get(date_part)
+            if day is None:
+                month_s, day_s, year_s = date_part.split("/")
+                day = (int(year_s), int(month_s), int(day_s))
+                self._days[date_part] = day
             hour = minute = second = 0
             if time_part:
                 clock, _, meridiem = time_part.strip().partition(" ")
@@ -174,24 +184,24 @@ class ExportParser:
                 hour = int(pieces[0])
                 minute = int(pieces[1]) if len(pieces) > 1 else 0
                 second = int(pieces[2]) if len(pieces) > 2 else 0
-                meridiem = meridiem.strip().upper()
-                if meridiem in ("AM", "PM"):
-                    if not 1 <= hour <= 12:
-                        raise ValueError("hour out of range")
+                if meridiem:
+                    meridiem = meridiem.strip().upper()
+                    if meridiem not in ("AM", "PM") or not 1 <= hour <= 12:
+                        raise ValueError("bad 12-hour time")
                     hour = hour % 12 + (12 if meridiem == "PM" else 0)
-                elif meridiem:
-                    raise ValueError("unknown AM/PM marker")
             if not (0 <= hour < 24 and 0 <= minute < 60 and 0 <= second < 60):
                 raise ValueError("time out of range")
-            value = self._formatter.iso(
-                int(year_s), int(month_s), int(day_s), hour, minute, second
-            )
+            key = (day, hour)
+            head = self._hours.get(key)
+            if head is None:
+                full = self._formatter.iso(day[0], day[1], day[2], hour, 0, 0)
+                head = (full[:14], full[19:])  # "2008-01-18T09:" and "-06:00"
+                if len(self._hours) > 200_000:
+                    self._hours.clear()
+                self._hours[key] = head
         except ValueError:
             raise self._corrupt(f"unreadable date {raw!r}") from None
-        if len(self._time_cache) > 500_000:
-            self._time_cache.clear()
-        self._time_cache[raw] = value
-        return value
+        return f"{head[0]}{minute:02d}:{second:02d}{head[1]}"
 
     def integer(self, element: Element) -> int | None:
         text = _text(element)
@@ -228,47 +238,40 @@ class ExportParser:
         """Yield `(kind, record)` for every record of a wanted kind, in document order."""
         want_job_level = bool(wanted & {"jobs", "job_links", "job_lists"})
         want_subscriber_level = bool(wanted - {"jobs", "job_links", "job_lists"})
-        parents: dict[str, Element] = {}
+        capture = frozenset(
+            (["subscriber"] if want_subscriber_level else [])
+            + (["emailSummary"] if want_job_level else [])
+        )
         summary_seen = False
-        for event, element in iter_xml_events(
-            stream, vendor=VENDOR, stream_name=self._stream, subject=self._subject
+        for items in iter_xml_items(
+            stream,
+            capture=capture,
+            leaves=_LEAF_TAGS,
+            ends=_END_TAGS,
+            vendor=VENDOR,
+            stream_name=self._stream,
+            subject=self._subject,
         ):
-            tag = element.tag
-            if event == "start":
-                if tag in ("subscribers", "jobs", "accounts"):
-                    parents[tag] = element
-                continue
-            if tag == "subscriber":
-                if want_subscriber_level:
-                    yield from self._subscriber(element, wanted)
-                element.clear()
-                holder = parents.get("subscribers")
-                if holder is not None:
-                    holder.clear()
-            elif tag == "jobID":
-                self.job_id = _text(element)
-                summary_seen = False
-            elif tag == "memberID":
-                self.member_id = _text(element)
-            elif tag == "emailSummary":
-                summary_seen = True
-                if want_job_level:
-                    yield from self._summary(element, wanted)
-                element.clear()
-            elif tag == "job":
-                if not summary_seen and "jobs" in wanted and self.job_id is not None:
-                    yield "jobs", self._job_record({})
-                element.clear()
-                holder = parents.get("jobs")
-                if holder is not None:
-                    holder.clear()
-                self.job_id = None
-            elif tag == "account":
-                element.clear()
-                holder = parents.get("accounts")
-                if holder is not None:
-                    holder.clear()
-                self.member_id = None
+            for what, tag, value in items:
+                if what == "tree":
+                    if tag == "subscriber":
+                        yield from self._subscriber(value, wanted)
+                    else:
+                        summary_seen = True
+                        yield from self._summary(value, wanted)
+                elif tag == "jobID":
+                    self.job_id = value.strip() or None
+                    summary_seen = False
+                elif tag == "memberID":
+                    self.member_id = value.strip() or None
+                elif tag == "emailSummary":
+                    summary_seen = True
+                elif tag == "job":
+                    if not summary_seen and "jobs" in wanted and self.job_id is not None:
+                        yield "jobs", self._job_record({})
+                    self.job_id = None
+                elif tag == "account":
+                    self.member_id = None
 
     # -- jobs ---------------------------------------------------------------------------------
 
@@ -370,6 +373,22 @@ class ExportParser:
 
     # -- subscribers and their events ---------------------------------------------------------
 
+    def _role(self, tag: str) -> tuple[str, str, str]:
+        """What a subscriber child is: ("event", kind, time field), ("field", name, "") or
+        ("attribute", decoded name, ""). Cached: the same few tags repeat millions of times."""
+        role = self._roles.get(tag)
+        if role is None:
+            name = tag.lower()
+            container = EVENT_CONTAINERS.get(name)
+            if container is not None:
+                role = ("event", container[0], container[1])
+            elif name in SUBSCRIBER_FIELDS:
+                role = ("field", SUBSCRIBER_FIELDS[name], "")
+            else:
+                role = ("attribute", tag.replace("__", " "), "")
+            self._roles[tag] = role
+        return role
+
     def _subscriber(
         self, node: Element, wanted: set[str]
     ) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -378,17 +397,18 @@ class ExportParser:
         attributes: dict[str, str | None] = {}
         containers: list[tuple[Element, str, str]] = []
         for child in node:
-            name = child.tag.lower()
-            container = EVENT_CONTAINERS.get(name)
-            if container is not None:
-                if container[0] in wanted:
-                    containers.append((child, container[0], container[1]))
-            elif name in SUBSCRIBER_FIELDS:
-                fields[SUBSCRIBER_FIELDS[name]] = _text(child)
+            role, name, time_field = self._role(child.tag)
+            if role == "event":
+                if name in wanted and len(child):
+                    containers.append((child, name, time_field))
+                continue
+            text = child.text
+            if text is not None:
+                text = text.strip() or None
+            if role == "field":
+                fields[name] = text
             else:
-                attributes[child.tag.replace("__", " ")] = (
-                    _text(child) if not len(child) else str(_leaves(child))
-                )
+                attributes[name] = text if not len(child) else str(_leaves(child))
         subscriber_id = fields.get("subscriber_id")
         if subscriber_id is None:
             raise self._corrupt("a <subscriber> has no <subscriberID>")
@@ -411,6 +431,30 @@ class ExportParser:
             )
         for container, kind, time_field in containers:
             ordinals: dict[str, int] = {}
+            template = EVENT_TEMPLATES[kind]
+            first = container[0]
+            if not len(first) and all(c.tag == first.tag for c in container) and (
+                first.tag.lower().endswith("date")
+            ):
+                # The common shape (<opens><opendate/>...): each leaf is one event's time.
+                for leaf in container:
+                    text = leaf.text
+                    text = text.strip() if text is not None else ""
+                    if not text:
+                        raise self._corrupt(f"a {kind} event of subscriber {subscriber_id} has no date")
+                    at = self.timestamp(text)
+                    ordinal = ordinals.get(at, 0)
+                    ordinals[at] = ordinal + 1
+                    yield kind, {
+                        "member_id": member_id,
+                        "job_id": job_id,
+                        "subscriber_id": subscriber_id,
+                        "list_id": list_id,
+                        **template,
+                        time_field: at,
+                        "ordinal": ordinal,
+                    }
+                continue
             base = {
                 "member_id": member_id,
                 "job_id": job_id,
@@ -498,5 +542,3 @@ def _data_item(item: Element) -> dict[str, Any]:
         "attributes": attributes or None,
     }
 
-
-ParseFunction = Callable[[IO[bytes], set[str]], Iterator[tuple[str, dict[str, Any]]]]
