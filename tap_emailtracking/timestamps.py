@@ -47,6 +47,4 @@ class LocalTimeFormatter:
             if len(self._offsets) > 100_000:
                 self._offsets.clear()
             self._offsets[hour_key] = offset
-        return (
-            f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}{offset}"
-        )
+        return f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}{offset}"

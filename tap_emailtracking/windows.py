@@ -49,8 +49,10 @@ def plan_windows(
     while start <= last_day:
         end = min(start + timedelta(days=max_days - 1), last_day)
         preferred = preferred_ends.get(start)
-        if preferred is not None and start <= preferred <= last_day and (
-            (preferred - start).days < max_days
+        if (
+            preferred is not None
+            and start <= preferred <= last_day
+            and ((preferred - start).days < max_days)
         ):
             end = preferred
         yield DateWindow(start, end)

@@ -18,7 +18,9 @@ from tap_emailtracking.errors import CorruptFileError
 _CHUNK = 1 << 20
 
 
-def _damaged(path: Path, detail: str, *, vendor: str, stream: str | None, subject: str) -> Exception:
+def _damaged(
+    path: Path, detail: str, *, vendor: str, stream: str | None, subject: str
+) -> Exception:
     return CorruptFileError(
         f"the downloaded archive {path.name} is damaged ({detail})",
         vendor=vendor,
@@ -49,7 +51,11 @@ def open_verified_zip(
         )
         if not names:
             raise _damaged(
-                path, f"no {suffix or ''} member inside", vendor=vendor, stream=stream, subject=subject
+                path,
+                f"no {suffix or ''} member inside",
+                vendor=vendor,
+                stream=stream,
+                subject=subject,
             )
         for name in names:
             try:

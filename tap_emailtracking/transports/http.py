@@ -83,7 +83,9 @@ class VendorHttp:
 
     def _delay(self, attempt: int, floor: float | None) -> float:
         """Full-jitter exponential backoff, never shorter than what the server asked for."""
-        cap = min(self.policy.max_delay_seconds, self.policy.base_delay_seconds * 2 ** (attempt - 1))
+        cap = min(
+            self.policy.max_delay_seconds, self.policy.base_delay_seconds * 2 ** (attempt - 1)
+        )
         wait = random.uniform(0, cap)
         if floor is not None:
             wait = max(wait, min(floor, self.policy.max_delay_seconds))

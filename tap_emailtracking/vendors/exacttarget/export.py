@@ -114,9 +114,7 @@ class ExactTargetExports:
                 in_flight[date.fromisoformat(entry["activity_start"])] = date.fromisoformat(
                     entry["activity_end"]
                 )
-        return list(
-            plan_windows(first, last, self.settings.window_days, preferred_ends=in_flight)
-        )
+        return list(plan_windows(first, last, self.settings.window_days, preferred_ends=in_flight))
 
     def sends_for(self, window: DateWindow) -> DateWindow | None:
         """The send-date range for a window (None: a single <daterange>)."""
@@ -146,7 +144,9 @@ class ExactTargetExports:
         unit = self.unit(window)
         spool = self._spools.get(unit, {}).pop(kind, None)
         if spool is not None:
-            LOGGER.info("ExactTarget: %s reads %s from this run's export", stream, self.label(window))
+            LOGGER.info(
+                "ExactTarget: %s reads %s from this run's export", stream, self.label(window)
+            )
             yield from read_spool(spool)
             spool.unlink(missing_ok=True)
             return
@@ -189,6 +189,7 @@ class ExactTargetExports:
         spool = SpoolWriter(self.workdir, safe, others)
         wanted = others | {kind}
         emitted = 0
+        next_report = PROGRESS_EVERY
         started = time.monotonic()
         try:
             with open_verified_zip(
@@ -197,20 +198,22 @@ class ExactTargetExports:
                 for name, archive in members:
                     parser = ExportParser(self.formatter, stream=stream, subject=subject)
                     with archive.open(name) as member:
-                        for record_kind, record in parser.parse(member, wanted):
-                            if record_kind == kind:
-                                yield record
-                                emitted += 1
-                                if emitted % PROGRESS_EVERY == 0:
-                                    LOGGER.info(
-                                        "ExactTarget: %s: %d records of %s so far (%.0f s)",
-                                        stream,
-                                        emitted,
-                                        label,
-                                        time.monotonic() - started,
-                                    )
-                            else:
-                                spool.write(record_kind, record)
+                        for batch in parser.parse(member, wanted):
+                            for record_kind, record in batch:
+                                if record_kind == kind:
+                                    yield record
+                                    emitted += 1
+                                else:
+                                    spool.write(record_kind, record)
+                            if emitted >= next_report:
+                                next_report += PROGRESS_EVERY
+                                LOGGER.info(
+                                    "ExactTarget: %s: %d records of %s so far (%.0f s)",
+                                    stream,
+                                    emitted,
+                                    label,
+                                    time.monotonic() - started,
+                                )
         except CorruptFileError:
             spool.discard()
             self.ledger.drop(unit)

@@ -116,6 +116,7 @@ JOB_TEMPLATE: dict[str, Any] = {
 # Leaves whose text sets the context, and elements whose end closes it.
 _LEAF_TAGS = frozenset({"jobID", "memberID"})
 _END_TAGS = frozenset({"emailSummary", "job", "account"})
+Record = tuple[str, dict[str, Any]]
 TRUE_WORDS = frozenset({"true", "1", "yes", "y"})
 FALSE_WORDS = frozenset({"false", "0", "no", "n"})
 
@@ -137,9 +138,7 @@ def _leaves(element: Element) -> dict[str, Any]:
 class ExportParser:
     """Parse one tracking XML document into `(kind, record)` pairs for the wanted kinds."""
 
-    def __init__(
-        self, formatter: LocalTimeFormatter, *, stream: str | None, subject: str
-    ) -> None:
+    def __init__(self, formatter: LocalTimeFormatter, *, stream: str | None, subject: str) -> None:
         self._formatter = formatter
         self._stream = stream
         self._subject = subject
@@ -234,8 +233,11 @@ class ExportParser:
 
     # -- document -----------------------------------------------------------------------------
 
-    def parse(self, stream: IO[bytes], wanted: set[str]) -> Iterator[tuple[str, dict[str, Any]]]:
-        """Yield `(kind, record)` for every record of a wanted kind, in document order."""
+    def parse(self, stream: IO[bytes], wanted: set[str]) -> Iterator[list[Record]]:
+        """Yield `(kind, record)` pairs of the wanted kinds in document order, a list per chunk.
+
+        Lists rather than single pairs: a record then passes through no generator of its own.
+        """
         want_job_level = bool(wanted & {"jobs", "job_links", "job_lists"})
         want_subscriber_level = bool(wanted - {"jobs", "job_links", "job_lists"})
         capture = frozenset(
@@ -252,13 +254,14 @@ class ExportParser:
             stream_name=self._stream,
             subject=self._subject,
         ):
+            out: list[Record] = []
             for what, tag, value in items:
                 if what == "tree":
                     if tag == "subscriber":
-                        yield from self._subscriber(value, wanted)
+                        self._subscriber(value, wanted, out)
                     else:
                         summary_seen = True
-                        yield from self._summary(value, wanted)
+                        self._summary(value, wanted, out)
                 elif tag == "jobID":
                     self.job_id = value.strip() or None
                     summary_seen = False
@@ -268,16 +271,20 @@ class ExportParser:
                     summary_seen = True
                 elif tag == "job":
                     if not summary_seen and "jobs" in wanted and self.job_id is not None:
-                        yield "jobs", self._job_record({})
+                        out.append(("jobs", self._job_record({})))
                     self.job_id = None
                 elif tag == "account":
                     self.member_id = None
+            if out:
+                yield out
 
     # -- jobs ---------------------------------------------------------------------------------
 
     def _identity(self) -> tuple[str, str]:
         if self.member_id is None or self.job_id is None:
-            raise self._corrupt("a job or subscriber appears outside an account with a memberID/jobID")
+            raise self._corrupt(
+                "a job or subscriber appears outside an account with a memberID/jobID"
+            )
         return self.member_id, self.job_id
 
     def _job_record(self, fields: dict[str, Any]) -> dict[str, Any]:
@@ -287,9 +294,7 @@ class ExportParser:
         record.update(fields)
         return record
 
-    def _summary(
-        self, summary: Element, wanted: set[str]
-    ) -> Iterator[tuple[str, dict[str, Any]]]:
+    def _summary(self, summary: Element, wanted: set[str], out: list[Record]) -> None:
         member_id, job_id = self._identity()
         fields: dict[str, Any] = {}
         extra: dict[str, Any] = {}
@@ -315,35 +320,29 @@ class ExportParser:
                 fields["conversion_summary"] = _leaves(child) or None
             elif name == "lists":
                 if "job_lists" in wanted:
-                    yield from self._lists(child, member_id, job_id)
+                    self._lists(child, member_id, job_id, out)
             elif name == "email_links":
                 if "job_links" in wanted:
-                    yield from self._links(child, member_id, job_id)
+                    self._links(child, member_id, job_id, out)
             else:
                 extra[child.tag] = _leaves(child) if len(child) else _text(child)
         if extra:
             fields["extra"] = extra
         if "jobs" in wanted:
-            yield "jobs", self._job_record(fields)
+            out.append(("jobs", self._job_record(fields)))
 
-    def _lists(
-        self, lists: Element, member_id: str, job_id: str
-    ) -> Iterator[tuple[str, dict[str, Any]]]:
+    def _lists(self, lists: Element, member_id: str, job_id: str, out: list[Record]) -> None:
         for item in lists:
             values = {child.tag.lower(): _text(child) for child in item}
-            yield (
-                "job_lists",
-                {
-                    "member_id": member_id,
-                    "job_id": job_id,
-                    "list_id": values.get("list_id") or values.get("listid") or "",
-                    "list_name": values.get("list_name") or values.get("listname"),
-                },
-            )
+            record = {
+                "member_id": member_id,
+                "job_id": job_id,
+                "list_id": values.get("list_id") or values.get("listid") or "",
+                "list_name": values.get("list_name") or values.get("listname"),
+            }
+            out.append(("job_lists", record))
 
-    def _links(
-        self, links: Element, member_id: str, job_id: str
-    ) -> Iterator[tuple[str, dict[str, Any]]]:
+    def _links(self, links: Element, member_id: str, job_id: str, out: list[Record]) -> None:
         seen: dict[tuple[str, str], int] = {}
         for item in links:
             by_name = {child.tag.lower(): child for child in item}
@@ -357,18 +356,20 @@ class ExportParser:
                 by_name.get("percent"),
                 by_name.get("net_ctr"),
             )
-            yield (
-                "job_links",
-                {
-                    "member_id": member_id,
-                    "job_id": job_id,
-                    "url": url,
-                    "name": name,
-                    "ordinal": ordinal,
-                    "click_throughs": None if clicks_el is None else self.integer(clicks_el),
-                    "percent": None if pct_el is None else self.percent(pct_el),
-                    "net_ctr": None if ctr_el is None else self.percent(ctr_el),
-                },
+            out.append(
+                (
+                    "job_links",
+                    {
+                        "member_id": member_id,
+                        "job_id": job_id,
+                        "url": url,
+                        "name": name,
+                        "ordinal": ordinal,
+                        "click_throughs": None if clicks_el is None else self.integer(clicks_el),
+                        "percent": None if pct_el is None else self.percent(pct_el),
+                        "net_ctr": None if ctr_el is None else self.percent(ctr_el),
+                    },
+                )
             )
 
     # -- subscribers and their events ---------------------------------------------------------
@@ -389,15 +390,15 @@ class ExportParser:
             self._roles[tag] = role
         return role
 
-    def _subscriber(
-        self, node: Element, wanted: set[str]
-    ) -> Iterator[tuple[str, dict[str, Any]]]:
+    def _subscriber(self, node: Element, wanted: set[str], out: list[Record]) -> None:
         member_id, job_id = self._identity()
         fields: dict[str, Any] = {}
         attributes: dict[str, str | None] = {}
         containers: list[tuple[Element, str, str]] = []
+        roles = self._roles
         for child in node:
-            role, name, time_field = self._role(child.tag)
+            tag = child.tag
+            role, name, time_field = roles.get(tag) or self._role(tag)
             if role == "event":
                 if name in wanted and len(child):
                     containers.append((child, name, time_field))
@@ -414,46 +415,57 @@ class ExportParser:
             raise self._corrupt("a <subscriber> has no <subscriberID>")
         list_id = fields.get("list_id") or ""
         if "subscribers" in wanted:
-            yield (
-                "subscribers",
-                {
-                    "member_id": member_id,
-                    "job_id": job_id,
-                    "subscriber_id": subscriber_id,
-                    "list_id": list_id,
-                    "first_name": fields.get("first_name"),
-                    "last_name": fields.get("last_name"),
-                    "email": fields.get("email"),
-                    "email_type": fields.get("email_type"),
-                    "status": fields.get("status"),
-                    "attributes": attributes,
-                },
+            out.append(
+                (
+                    "subscribers",
+                    {
+                        "member_id": member_id,
+                        "job_id": job_id,
+                        "subscriber_id": subscriber_id,
+                        "list_id": list_id,
+                        "first_name": fields.get("first_name"),
+                        "last_name": fields.get("last_name"),
+                        "email": fields.get("email"),
+                        "email_type": fields.get("email_type"),
+                        "status": fields.get("status"),
+                        "attributes": attributes,
+                    },
+                )
             )
         for container, kind, time_field in containers:
             ordinals: dict[str, int] = {}
             template = EVENT_TEMPLATES[kind]
             first = container[0]
-            if not len(first) and all(c.tag == first.tag for c in container) and (
-                first.tag.lower().endswith("date")
+            if (
+                not len(first)
+                and all(c.tag == first.tag for c in container)
+                and (first.tag.lower().endswith("date"))
             ):
                 # The common shape (<opens><opendate/>...): each leaf is one event's time.
                 for leaf in container:
                     text = leaf.text
                     text = text.strip() if text is not None else ""
                     if not text:
-                        raise self._corrupt(f"a {kind} event of subscriber {subscriber_id} has no date")
+                        raise self._corrupt(
+                            f"a {kind} event of subscriber {subscriber_id} has no date"
+                        )
                     at = self.timestamp(text)
                     ordinal = ordinals.get(at, 0)
                     ordinals[at] = ordinal + 1
-                    yield kind, {
-                        "member_id": member_id,
-                        "job_id": job_id,
-                        "subscriber_id": subscriber_id,
-                        "list_id": list_id,
-                        **template,
-                        time_field: at,
-                        "ordinal": ordinal,
-                    }
+                    out.append(
+                        (
+                            kind,
+                            {
+                                "member_id": member_id,
+                                "job_id": job_id,
+                                "subscriber_id": subscriber_id,
+                                "list_id": list_id,
+                                **template,
+                                time_field: at,
+                                "ordinal": ordinal,
+                            },
+                        )
+                    )
                 continue
             base = {
                 "member_id": member_id,
@@ -462,7 +474,7 @@ class ExportParser:
                 "list_id": list_id,
             }
             for event in self._events(container):
-                yield kind, self._event_record(kind, time_field, event, base, ordinals)
+                out.append((kind, self._event_record(kind, time_field, event, base, ordinals)))
 
     @staticmethod
     def _events(container: Element) -> Iterator[list[Element]]:
@@ -506,9 +518,7 @@ class ExportParser:
             else:
                 extra[field.tag] = _leaves(field) if len(field) else _text(field)
         if when is None:
-            raise self._corrupt(
-                f"a {kind} event of subscriber {base['subscriber_id']} has no date"
-            )
+            raise self._corrupt(f"a {kind} event of subscriber {base['subscriber_id']} has no date")
         at = self.timestamp(when)
         ordinal = ordinals.get(at, 0)
         ordinals[at] = ordinal + 1
@@ -541,4 +551,3 @@ def _data_item(item: Element) -> dict[str, Any]:
         "accumulate": accumulate,
         "attributes": attributes or None,
     }
-

@@ -42,11 +42,11 @@ CONFIG_SCHEMA = th.ObjectType(
         description="Host of the file site that receives the result ZIPs.",
     ),
     th.Property(
-        "file_port", th.IntegerType, description="Port of the file site (default 21, or 22 for SFTP)."
+        "file_port",
+        th.IntegerType,
+        description="Port of the file site (default 21, or 22 for SFTP).",
     ),
-    th.Property(
-        "file_username", th.StringType, required=True, description="File site user name."
-    ),
+    th.Property("file_username", th.StringType, required=True, description="File site user name."),
     th.Property(
         "file_password",
         th.StringType,
@@ -142,9 +142,7 @@ CONFIG_SCHEMA = th.ObjectType(
         description="Attempts per API call or download before giving up on transient errors.",
     ),
 )
-DESCRIPTION = (
-    "ExactTarget legacy XML API (Tracking BulkAsync all_jobs_ToFTP). Leave out to disable the vendor."
-)
+DESCRIPTION = "ExactTarget legacy XML API (Tracking BulkAsync all_jobs_ToFTP). Leave out to disable the vendor."
 
 
 @dataclass(frozen=True)

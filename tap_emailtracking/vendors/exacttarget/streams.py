@@ -10,7 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from singer_sdk import SchemaDirectory, Stream, StreamSchema
+import json
+from functools import cache
+from importlib import resources
+
+from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_emailtracking.vendors.exacttarget import schemas
@@ -21,8 +25,19 @@ if TYPE_CHECKING:
 
     from tap_emailtracking.tap import TapEmailTracking
 
-SCHEMAS = SchemaDirectory(schemas)
 BOOKMARK = "next_window_start"
+
+
+@cache
+def load_schema(kind: str) -> dict[str, Any]:
+    """The JSON schema file of one stream (schemas/<kind>.json).
+
+    Handed to `Stream.__init__` as a dict rather than through a `StreamSchema` descriptor: the SDK
+    reads the schema twice per record, and the descriptor re-resolves it on every read.
+    """
+    text = resources.files(schemas).joinpath(f"{kind}.json").read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
 
 
 class ExactTargetStream(Stream):
@@ -33,7 +48,7 @@ class ExactTargetStream(Stream):
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     def __init__(self, tap: TapEmailTracking) -> None:
-        super().__init__(tap)
+        super().__init__(tap, schema=load_schema(self.kind))
         self.owner = tap
         # Incremental by export window; the window bookmark is kept by this class, not by a key.
         self.forced_replication_method = "INCREMENTAL"
@@ -78,7 +93,6 @@ def _stream(kind: str, keys: tuple[str, ...]) -> type[ExactTargetStream]:
             "name": f"exacttarget_{kind}",
             "kind": kind,
             "primary_keys": keys,
-            "schema": StreamSchema(SCHEMAS, key=kind),
             "__doc__": f"ExactTarget {kind.replace('_', ' ')} from the tracking export.",
         },
     )

@@ -1,0 +1,174 @@
+"""ExactTarget throughput and memory: the tap against a bare baseline on the same files, one run.
+
+    python benchmarks/exacttarget_throughput.py --events 1000000 --events 3000000
+
+For each size it starts the vendor sandbox with a generated export of about that many events,
+writes each window's ZIP ahead of time (so the sandbox's generator is not timed), then runs
+
+* the tap (`python -m tap_emailtracking`, every stream selected, RECORDs to /dev/null), and
+* a bare baseline on the very same ZIP files: unzip + `ElementTree.iterparse` with clearing +
+  `json.dumps` of every event to /dev/null,
+
+each as its own process, timing wall clock and reading peak RSS from the kernel (wait4). The tap's
+record counts are read from its own METRIC lines and checked against the sandbox's ground truth.
+Both run in the same invocation, so the ratio holds on a noisy machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from vendor_sandbox.exacttarget.data import EVENT_KINDS, ExactTargetDataset  # noqa: E402
+from vendor_sandbox.sandbox import Sandbox  # noqa: E402
+
+BASELINE = r"""
+import json, sys, zipfile
+from xml.etree.ElementTree import iterparse
+EVENTS = {"opendate", "click", "undeliverable", "unsubscribe", "surveyResponse", "conversion"}
+out = open("/dev/null", "w")
+count = 0
+for path in sys.argv[1:]:
+    with zipfile.ZipFile(path) as archive:
+        for name in archive.namelist():
+            member, job, subscriber = None, None, None
+            for _, element in iterparse(archive.open(name), events=("end",)):
+                tag = element.tag
+                if tag in EVENTS:
+                    if len(element) or element.text:
+                        fields = {child.tag: child.text for child in element} or {tag: element.text}
+                        out.write(json.dumps({"member": member, "job": job,
+                                              "subscriber": subscriber, **fields}) + "\n")
+                        count += 1
+                elif tag == "subscriberID":
+                    subscriber = element.text
+                elif tag == "jobID":
+                    job = element.text
+                elif tag == "memberID":
+                    member = element.text
+                elif tag in ("subscriber", "job"):
+                    element.clear()
+print(count)
+"""
+
+
+def timed(command: list[str], *, stdout: int | None, stderr: int | None) -> tuple[float, float, int]:
+    """Run a process; return (seconds, peak RSS in MB, exit code)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=stdout, stderr=stderr)
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return elapsed, usage.ru_maxrss / 1024, process.returncode
+
+
+def windows(start: date, end: date, days: int = 7) -> list[tuple[date, date]]:
+    out = []
+    while start <= end:
+        last = min(start + timedelta(days=days - 1), end)
+        out.append((start, last))
+        start = last + timedelta(days=1)
+    return out
+
+
+def bench(events: int, workdir: Path) -> dict[str, float | int]:
+    dataset = ExactTargetDataset.sized(events)
+    with Sandbox(workdir / "sandbox", exacttarget=dataset.spec, inquiries_until_complete=1) as box:
+        lookback = box.SEND_LOOKBACK_DAYS
+        zips = [
+            box.et_api.prebuild(window, (window[0] - timedelta(days=lookback), window[1]))
+            for window in windows(dataset.spec.start, dataset.spec.end)
+        ]
+        truth = box.ground_truth_counts()
+        config = workdir / "config.json"
+        config.write_text(
+            json.dumps(box.tap_config("sftp", request_timeout_seconds=300)),
+            encoding="utf-8",
+        )
+        log = workdir / "tap.log"
+        with open(os.devnull, "wb") as devnull, log.open("wb") as err:
+            tap_seconds, tap_rss, rc = timed(
+                [sys.executable, "-m", "tap_emailtracking", "--config", str(config)],
+                stdout=devnull.fileno(),
+                stderr=err.fileno(),
+            )
+        if rc != 0:
+            raise SystemExit(f"the tap failed (exit {rc}); see {log}")
+        counts: dict[str, int] = {}
+        for line in log.read_text(encoding="utf-8").splitlines():
+            match = re.search(r"METRIC: (\{.*\})", line)
+            if match:
+                metric = json.loads(match.group(1))
+                if metric.get("metric") == "record_count":
+                    stream = metric["tags"]["stream"]
+                    counts[stream] = counts.get(stream, 0) + int(metric["value"])
+        missing = {s: (counts.get(s, 0), n) for s, n in truth.items() if counts.get(s, 0) < n}
+        if missing:
+            raise SystemExit(f"the tap emitted fewer records than the ground truth: {missing}")
+        base_out = workdir / "baseline.out"
+        with base_out.open("wb") as out:
+            base_seconds, base_rss, rc = timed(
+                [sys.executable, "-c", BASELINE, *map(str, zips)], stdout=out.fileno(), stderr=None
+            )
+        if rc != 0:
+            raise SystemExit("the baseline failed")
+        base_events = int(base_out.read_text().strip())
+    tap_records = sum(counts.values())
+    tap_events = sum(counts.get(f"exacttarget_{k}", 0) for k in EVENT_KINDS)
+    return {
+        "events": tap_events,
+        "tap_records": tap_records,
+        "tap_seconds": tap_seconds,
+        "tap_records_per_s": tap_records / tap_seconds,
+        "tap_events_per_s": tap_events / tap_seconds,
+        "tap_peak_rss_mb": tap_rss,
+        "baseline_events": base_events,
+        "baseline_seconds": base_seconds,
+        "baseline_records_per_s": base_events / base_seconds,
+        "baseline_peak_rss_mb": base_rss,
+        "ratio_records": (tap_records / tap_seconds) / (base_events / base_seconds),
+        "ratio_events": (tap_events / tap_seconds) / (base_events / base_seconds),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, action="append", help="approximate events")
+    args = parser.parse_args()
+    sizes = args.events or [1_000_000]
+    rows = []
+    for size in sizes:
+        with tempfile.TemporaryDirectory(prefix="et-bench-") as tmp:
+            row = bench(size, Path(tmp))
+        rows.append(row)
+        print(json.dumps({"requested_events": size, **row}), flush=True)
+    print()
+    print(
+        "| events | tap records | tap s | tap rec/s | baseline s | baseline rec/s | ratio "
+        "(rec/s) | ratio (events/s) | tap peak RSS MB | baseline peak RSS MB |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        print(
+            f"| {row['events']:,} | {row['tap_records']:,} | {row['tap_seconds']:.1f} "
+            f"| {row['tap_records_per_s']:,.0f} | {row['baseline_seconds']:.1f} "
+            f"| {row['baseline_records_per_s']:,.0f} | {row['ratio_records']:.2f} "
+            f"| {row['ratio_events']:.2f} | {row['tap_peak_rss_mb']:.0f} "
+            f"| {row['baseline_peak_rss_mb']:.0f} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
