@@ -63,7 +63,9 @@ print(count)
 """
 
 
-def timed(command: list[str], *, stdout: int | None, stderr: int | None) -> tuple[float, float, int]:
+def timed(
+    command: list[str], *, stdout: int | None, stderr: int | None
+) -> tuple[float, float, int]:
     """Run a process; return (seconds, peak RSS in MB, exit code)."""
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=stdout, stderr=stderr)

@@ -5,8 +5,8 @@ owns the rest, because getting it wrong loses data or doubles vendor load:
 
 * the job id is written to STATE *before* the first poll (`JobLedger`), so a sync killed while
   waiting resumes the same job instead of submitting a second one;
-* polling backs off from `interval` to `max_interval`, logs progress on every poll, and gives up at a
-  per-run deadline (the id stays in state: the next run polls it again);
+* polling backs off from `interval` to `max_interval`, logs progress on every poll, and gives
+  up at a per-run deadline (the id stays in state: the next run polls it again);
 * a failed job removes its id (the next run submits afresh) and raises `JobFailedError`;
 * an unknown status is tolerated a few times with a warning, then treated as a failure.
 """

@@ -9,6 +9,7 @@ anywhere in the config (nested vendor objects included) and in the tap's environ
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -86,8 +87,6 @@ def secrets_in_environment(prefix: str) -> list[str]:
     A whole vendor object may be passed as JSON in one variable, so every variable under the
     prefix that names a secret, or that holds JSON with secret keys, counts.
     """
-    import json
-
     found: list[str] = []
     for name, value in os.environ.items():
         if not name.startswith(prefix):

@@ -28,10 +28,10 @@ class SpoolWriter:
         }
         self.counts = dict.fromkeys(kinds, 0)
 
-    def write(self, kind: str, record: dict[str, Any]) -> None:
-        """Append one record of `kind`."""
-        self._files[kind].write(_ENCODER.encode(record) + b"\n")
-        self.counts[kind] += 1
+    def write(self, kind: str, records: list[dict[str, Any]]) -> None:
+        """Append records of `kind`, as one JSON array line (one encode call per batch)."""
+        self._files[kind].write(_ENCODER.encode(records) + b"\n")
+        self.counts[kind] += len(records)
 
     def close(self) -> None:
         """Flush and close every spool."""
@@ -49,5 +49,5 @@ def read_spool(path: Path) -> Iterator[dict[str, Any]]:
     """Yield the records of one spool in the order they were written."""
     with path.open("rb", buffering=1 << 20) as handle:
         for line in handle:
-            record: dict[str, Any] = _DECODER.decode(line)
-            yield record
+            records: list[dict[str, Any]] = _DECODER.decode(line)
+            yield from records

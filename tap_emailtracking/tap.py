@@ -11,11 +11,10 @@ import os
 from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
-from singer_sdk.contrib.msgspec import MsgSpecWriter
 
 from tap_emailtracking import redaction
 from tap_emailtracking.errors import ConfigurationError
@@ -24,11 +23,12 @@ from tap_emailtracking.vendors.exacttarget.settings import CONFIG_SCHEMA as EXAC
 from tap_emailtracking.vendors.exacttarget.settings import DESCRIPTION as EXACTTARGET_DESCRIPTION
 from tap_emailtracking.vendors.exacttarget.settings import ExactTargetSettings
 from tap_emailtracking.vendors.exacttarget.streams import STREAM_TYPES as EXACTTARGET_STREAMS
+from tap_emailtracking.writer import StateFlushingWriter
 
 ENV_PREFIX = "TAP_EMAILTRACKING_"
 
 
-def _raw_config(config: Any) -> dict[str, Any]:  # noqa: ANN401 - whatever the SDK accepts
+def _raw_config(config: Any) -> dict[str, Any]:
     """Merge config dicts/files the way the SDK will, only to learn the secrets early."""
     merged: dict[str, Any] = {}
     items: Sequence[Any]
@@ -65,7 +65,7 @@ class TapEmailTracking(Tap):
     """Complete email-tracking exports from ExactTarget (more vendors to come)."""
 
     name = "tap-emailtracking"
-    message_writer_class = MsgSpecWriter
+    message_writer_class = StateFlushingWriter
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -89,7 +89,7 @@ class TapEmailTracking(Tap):
         th.Property("exacttarget", EXACTTARGET_SCHEMA, description=EXACTTARGET_DESCRIPTION),
     ).to_dict()
 
-    def __init__(self, *args: Any, config: Any = None, **kwargs: Any) -> None:  # noqa: ANN401
+    def __init__(self, *args: Any, config: Any = None, **kwargs: Any) -> None:
         redaction.register_secrets(redaction.secrets_in_config(_raw_config(config)))
         redaction.register_secrets(redaction.secrets_in_environment(ENV_PREFIX))
         redaction.install_log_redaction()
@@ -125,7 +125,7 @@ class TapEmailTracking(Tap):
             end = self.config.get("end_date")
             self._exacttarget = ExactTargetExports(
                 settings,
-                state=self.state,
+                state=cast(dict[str, Any], self.state),
                 checkpoint=self.checkpoint,
                 start_date=_day(str(self.config["start_date"]), "start_date"),
                 end_date=None if end is None else _day(str(end), "end_date"),

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -72,7 +75,7 @@ def parse_messages(stdout: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stdout.splitlines() if line.strip()]
 
 
-def write_json(path: Path, value: Any) -> Path:  # noqa: ANN401
+def write_json(path: Path, value: Any) -> Path:
     path.write_text(json.dumps(value), encoding="utf-8")
     return path
 
@@ -121,3 +124,83 @@ def run_tap(
 def dedup(stream: str, records: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:
     """What a target that upserts on the primary key holds after loading `records`."""
     return {key(stream, r): r for r in records}
+
+
+def run_tap_until(
+    workdir: Path,
+    config: dict[str, Any],
+    state: dict[str, Any] | None = None,
+    *,
+    stop_on_message: Callable[[dict[str, Any], list[dict[str, Any]]], bool] | None = None,
+    stop_on_log: Callable[[str], bool] | None = None,
+    timeout: float = 60,
+) -> TapRun:
+    """Run the tap CLI and SIGKILL it at a chosen point, like a crash or an OOM kill.
+
+    `stop_on_message(message, messages_so_far)` is asked about each stdout message in order; once
+    it answers True stdout is read no further, so `messages` is exactly what a target had received
+    when the tap died (the messages up to and including that one). `stop_on_log(line)` is asked
+    about each stderr line; once it answers True the tap is killed and stdout is read to its end
+    (everything the tap wrote before it died). The test fails if the tap ended by itself before
+    the stop point, because a kill after the fact would prove nothing.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+    stdout_lines: list[str] = []
+    stderr_lines: list[str] = []
+    messages: list[dict[str, Any]] = []
+    problems: list[BaseException] = []
+
+    def read_stdout(pipe: IO[str]) -> None:
+        try:
+            for line in pipe:
+                if not line.strip():
+                    continue
+                stdout_lines.append(line)
+                messages.append(json.loads(line))
+                if stop_on_message is not None and stop_on_message(messages[-1], messages):
+                    stop.set()
+                    return
+        except BaseException as exc:
+            problems.append(exc)
+
+    def read_stderr(pipe: IO[str]) -> None:
+        try:
+            for line in pipe:
+                stderr_lines.append(line)
+                if stop_on_log is not None and not stop.is_set() and stop_on_log(line):
+                    stop.set()
+        except BaseException as exc:
+            problems.append(exc)
+
+    with subprocess.Popen(
+        tap_command(workdir, config, state),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        env=tap_env(),
+    ) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        readers = [
+            threading.Thread(target=read_stdout, args=(process.stdout,), daemon=True),
+            threading.Thread(target=read_stderr, args=(process.stderr,), daemon=True),
+        ]
+        for reader in readers:
+            reader.start()
+        deadline = time.monotonic() + timeout
+        while not stop.wait(0.005):
+            if process.poll() is not None or time.monotonic() > deadline:
+                break
+        alive = process.poll() is None
+        if alive:
+            process.send_signal(signal.SIGKILL)
+        process.wait()
+        for reader in readers:
+            reader.join(timeout=30)
+    assert not problems, problems
+    output = "".join(stderr_lines)
+    assert stop.is_set(), f"the stop point never came (exit {process.returncode}): {output[-3000:]}"
+    assert alive, f"the tap had already ended (exit {process.returncode}): {output[-3000:]}"
+    return TapRun(process.returncode, "".join(stdout_lines), output, messages)

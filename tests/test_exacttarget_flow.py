@@ -1,7 +1,9 @@
-"""ExactTarget end to end: the real tap CLI against the sandbox's HTTP, SFTP, FTP and FTPS servers."""
+"""ExactTarget end to end: the real tap CLI against the sandbox's HTTP, SFTP, FTP, FTPS servers."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ import pytest
 
 from vendor_sandbox.sandbox import Sandbox
 
-from .conftest import TapRun, dedup, run_tap
+from .conftest import TapRun, dedup, parse_messages, run_tap, tap_command, tap_env, write_json
 from .expected import PRIMARY_KEYS, expected_records
 
 STREAMS = sorted(PRIMARY_KEYS)
@@ -106,36 +108,42 @@ def test_incremental_rerun_reads_only_the_lookback_and_keeps_keys(
     assert_matches_truth(sandbox, first, second)
 
 
-def test_selecting_one_stream_exports_only_what_it_needs(sandbox: Sandbox, tmp_path: Path) -> None:
+def test_selecting_one_stream_emits_and_bookmarks_only_that_stream(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
     config = sandbox.tap_config()
-    discovered = run_tap(tmp_path / "discover", config)
-    assert discovered.returncode == 0
-    import json
-    import subprocess
-    import sys
-
-    from .conftest import tap_env, write_json
-
-    catalog = json.loads(
-        subprocess.run(
-            [sys.executable, "-m", "tap_emailtracking", "--config",
-             str(write_json(tmp_path / "c.json", config)), "--discover"],
-            capture_output=True, text=True, check=True, env=tap_env(),
-        ).stdout
-    )  # fmt: skip
+    discovery = subprocess.run(
+        [*tap_command(tmp_path, config), "--discover"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=tap_env(),
+    )
+    catalog = json.loads(discovery.stdout)
     for entry in catalog["streams"]:
-        selected = entry["tap_stream_id"] == "exacttarget_clicks"
         for meta in entry["metadata"]:
             if meta["breadcrumb"] == []:
-                meta["metadata"]["selected"] = selected
+                meta["metadata"]["selected"] = entry["tap_stream_id"] == "exacttarget_clicks"
     catalog_path = write_json(tmp_path / "catalog.json", catalog)
     done = subprocess.run(
-        [sys.executable, "-m", "tap_emailtracking", "--config",
-         str(write_json(tmp_path / "c2.json", config)), "--catalog", str(catalog_path)],
-        capture_output=True, text=True, check=False, env=tap_env(),
-    )  # fmt: skip
+        [*tap_command(tmp_path, config), "--catalog", str(catalog_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=tap_env(),
+    )
     assert done.returncode == 0, done.stderr[-3000:]
-    from .conftest import parse_messages
-
-    streams = {m.get("stream") for m in parse_messages(done.stdout) if m["type"] == "RECORD"}
-    assert streams == {"exacttarget_clicks"}
+    run = TapRun(done.returncode, done.stdout, done.stderr, parse_messages(done.stdout))
+    assert set(run.records) == {"exacttarget_clicks"}
+    expected = expected_records(sandbox.exacttarget_truth(), ZoneInfo(sandbox.ET_TIMEZONE))
+    assert (
+        dedup("exacttarget_clicks", run.records["exacttarget_clicks"])
+        == expected["exacttarget_clicks"]
+    )
+    assert sandbox.et_api.submissions == 3
+    final = run.last_state
+    assert final is not None
+    bookmarks = final["bookmarks"]
+    assert bookmarks["exacttarget_clicks"]["next_window_start"] == "2024-01-22"
+    assert "next_window_start" not in bookmarks.get("exacttarget_opens", {})
+    assert bookmarks["_exacttarget_batches"] == {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -45,15 +46,11 @@ RUNNING = JobStatus(JobState.RUNNING, "Processing", progress="40%")
 DONE = JobStatus(JobState.DONE, "Complete", result="file.zip")
 
 
-def make(
-    state: dict[str, Any], **policy: Any
-) -> tuple[JobRunner, FakeClock, list[dict[str, Any]]]:
+def make(state: dict[str, Any], **policy: Any) -> tuple[JobRunner, FakeClock, list[dict[str, Any]]]:
     clock = FakeClock()
     emitted: list[dict[str, Any]] = []
 
     def checkpoint() -> None:
-        import copy
-
         emitted.append(copy.deepcopy(state))
 
     ledger = JobLedger(state, "_v_jobs", checkpoint)
@@ -111,8 +108,8 @@ def test_failed_job_is_forgotten_and_raises_a_clear_error() -> None:
     with pytest.raises(JobFailedError) as caught:
         runner.run("w1", job, stream="opens", label="window 1")
     message = str(caught.value)
-    assert "V / opens" in message and "job-1" in message and "'Error'" in message
-    assert "disk full" in message and "re-run" in message
+    for part in ("V / opens", "job-1", "'Error'", "disk full", "re-run"):
+        assert part in message
     assert state["bookmarks"]["_v_jobs"] == {}
     assert emitted[-1]["bookmarks"]["_v_jobs"] == {}
 

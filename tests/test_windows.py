@@ -39,7 +39,10 @@ def test_an_in_flight_window_is_reused_so_its_job_is_resumed() -> None:
 def test_an_in_flight_window_that_no_longer_fits_is_ignored() -> None:
     windows = list(
         plan_windows(
-            date(2024, 1, 1), date(2024, 1, 5), 7, preferred_ends={date(2024, 1, 1): date(2024, 1, 9)}
+            date(2024, 1, 1),
+            date(2024, 1, 5),
+            7,
+            preferred_ends={date(2024, 1, 1): date(2024, 1, 9)},
         )
     )
     assert windows == [DateWindow(date(2024, 1, 1), date(2024, 1, 5))]

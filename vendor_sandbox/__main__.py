@@ -59,8 +59,11 @@ def main(argv: list[str] | None = None) -> int:
             json.dumps(sandbox.ground_truth_counts(), indent=2), encoding="utf-8"
         )
         (root / "ready").write_text(sandbox.http.url, encoding="utf-8")
-        print(f"vendor sandbox ready: HTTP {sandbox.http.url}, SFTP {sandbox.sftp.port}, "
-              f"FTP {sandbox.ftp.port}, FTPS {sandbox.ftps.port}; config in {root}", flush=True)
+        print(
+            f"vendor sandbox ready: HTTP {sandbox.http.url}, SFTP {sandbox.sftp.port}, "
+            f"FTP {sandbox.ftp.port}, FTPS {sandbox.ftps.port}; config in {root}",
+            flush=True,
+        )
         stop.wait()
     (root / "ready").unlink(missing_ok=True)
     return 0

@@ -66,7 +66,7 @@ class _Router:
     def __init__(self) -> None:
         self.routes: list[tuple[str, Callable[..., Iterable[bytes]]]] = []
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:  # noqa: ANN401
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         path = environ.get("PATH_INFO", "")
         for prefix, app in self.routes:
             if path.startswith(prefix):
@@ -160,7 +160,7 @@ class Sandbox:
 
     # -- configs and truth ----------------------------------------------------------------------
 
-    def exacttarget_config(self, protocol: str = "sftp", **overrides: Any) -> dict[str, Any]:  # noqa: ANN401
+    def exacttarget_config(self, protocol: str = "sftp", **overrides: Any) -> dict[str, Any]:
         """The tap's `exacttarget` settings for this sandbox, fast polling for tests."""
         creds = self.credentials
         port = {"sftp": self.sftp.port, "ftp": self.ftp.port, "ftps": self.ftps.port}[protocol]
@@ -189,7 +189,7 @@ class Sandbox:
         config.update(overrides)
         return config
 
-    def tap_config(self, protocol: str = "sftp", **exacttarget: Any) -> dict[str, Any]:  # noqa: ANN401
+    def tap_config(self, protocol: str = "sftp", **exacttarget: Any) -> dict[str, Any]:
         """A complete tap config covering the sandbox's whole data range."""
         return {
             "start_date": self.et_spec.start.isoformat(),

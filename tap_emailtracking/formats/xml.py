@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import IO, Any
-from xml.etree.ElementTree import Element, SubElement
+from xml.etree.ElementTree import Element, TreeBuilder
 from xml.parsers import expat
 
 from tap_emailtracking.errors import CorruptFileError
@@ -26,7 +26,7 @@ _CHUNK = 1 << 18
 XmlItem = tuple[str, str, Any]
 
 
-class _RefusedDtd(Exception):
+class _RefusedDtdError(Exception):
     """Raised from inside expat when a document declares a DTD."""
 
 
@@ -45,25 +45,32 @@ def iter_xml_items(
     parser.buffer_text = True
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
     out: list[XmlItem] = []
-    stack: list[Element] = []
     text: list[str] = []
+    # Inside a captured subtree, expat calls the C TreeBuilder's start/data directly (no Python
+    # frame per element); only `end_inside` runs Python, to notice when the subtree closes.
+    builder = TreeBuilder()
+    root: Element | None = None
 
-    def start(tag: str, attrs: dict[str, str]) -> None:
-        text.clear()
-        if stack:
-            stack.append(SubElement(stack[-1], tag, attrs))
-        elif tag in capture:
-            stack.append(Element(tag, attrs))
-
-    def end(tag: str) -> None:
-        if stack:
-            element = stack.pop()
-            if text and not len(element):
-                element.text = "".join(text)
+    def start_outside(tag: str, attrs: dict[str, str]) -> None:
+        nonlocal builder, root
+        if tag in capture:
+            builder = TreeBuilder()
+            root = builder.start(tag, attrs)
+            parser.StartElementHandler = builder.start
+            parser.EndElementHandler = end_inside
+            parser.CharacterDataHandler = builder.data
+        else:
             text.clear()
-            if not stack:
-                out.append(("tree", tag, element))
-            return
+
+    def end_inside(tag: str) -> None:
+        if builder.end(tag) is root:
+            out.append(("tree", tag, root))
+            parser.StartElementHandler = start_outside
+            parser.EndElementHandler = end_outside
+            parser.CharacterDataHandler = text.append
+            text.clear()
+
+    def end_outside(tag: str) -> None:
         if tag in leaves:
             out.append(("leaf", tag, "".join(text)))
         elif tag in ends:
@@ -71,10 +78,10 @@ def iter_xml_items(
         text.clear()
 
     def refuse(*_: object) -> None:
-        raise _RefusedDtd
+        raise _RefusedDtdError
 
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
+    parser.StartElementHandler = start_outside
+    parser.EndElementHandler = end_outside
     parser.CharacterDataHandler = text.append
     parser.StartDoctypeDeclHandler = refuse
     parser.EntityDeclHandler = refuse
@@ -87,7 +94,7 @@ def iter_xml_items(
                 out = []
             if not chunk:
                 break
-    except _RefusedDtd:
+    except _RefusedDtdError:
         raise CorruptFileError(
             f"{subject} declares a DTD, which this tap refuses to parse",
             vendor=vendor,

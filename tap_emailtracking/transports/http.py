@@ -2,9 +2,9 @@
 
 Vendors answer slowly (ExactTarget cut requests at ~90 s in peer reports), drop connections and
 rate-limit. Transient failures (timeouts, resets, 5xx, 429) are retried with exponential backoff and
-jitter, waiting at least what `Retry-After` asks. Non-transient answers go back to the vendor client,
-which knows how its error bodies look. Nothing here logs a URL query, a header or a body: request
-bodies carry credentials for some vendors (ExactTarget puts the password in the XML envelope).
+jitter, waiting at least what `Retry-After` asks. Non-transient answers go back to the vendor
+client, which knows how its error bodies look. Nothing here logs a URL query, a header or a body:
+request bodies carry credentials for some vendors (ExactTarget puts the password in the envelope).
 """
 
 from __future__ import annotations
@@ -136,7 +136,8 @@ class VendorHttp:
             )
             self._sleep(wait)
         raise TransportError(
-            f"{what} to {safe_url} failed {self.policy.max_attempts} times, last with {last_problem}",
+            f"{what} to {safe_url} failed {self.policy.max_attempts} times, "
+            f"last with {last_problem}",
             vendor=self.vendor,
             stream=stream,
             action=action,

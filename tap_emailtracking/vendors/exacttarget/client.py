@@ -9,9 +9,13 @@ password in the envelope never lands in a URL; errors arrive with HTTP 200 as `<
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Mapping
 from datetime import date
-from xml.etree.ElementTree import Element, ParseError, fromstring
+from typing import Any
+from xml.parsers.expat import ExpatError
 from xml.sax.saxutils import escape
+
+import xmltodict
 
 from tap_emailtracking.errors import AuthenticationError, VendorError
 from tap_emailtracking.jobs import JobState, JobStatus
@@ -35,13 +39,37 @@ STATUS_WORDS = {
     "canceled": JobState.FAILED,
     "cancelled": JobState.FAILED,
 }
-# [I] The vendor's list of error codes is not public; these words in a description mean a login problem.
+# [I] The vendor's error codes are not public; these words in a description mean a login problem.
 AUTH_WORDS = ("password", "username", "user name", "login", "log in", "authenticat", "credential")
 
 
 def et_date(day: date) -> str:
     """ExactTarget's M/D/YYYY without zero padding (11/1/2009)."""
     return f"{day.month}/{day.day}/{day.year}"
+
+
+def _values(node: object, name: str) -> Iterator[str]:
+    """Every text value of elements called `name`, anywhere in an xmltodict document."""
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if key == name:
+                items = value if isinstance(value, list) else [value]
+                for item in items:
+                    text = item.get("#text") if isinstance(item, Mapping) else item
+                    yield "" if text is None else str(text).strip()
+            else:
+                yield from _values(value, name)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _values(item, name)
+
+
+def first_value(document: object, *names: str) -> str | None:
+    """The first text of an element with one of `names` (tried in order), or None."""
+    for name in names:
+        for value in _values(document, name):
+            return value
+    return None
 
 
 def _range(tag: str, window: DateWindow) -> str:
@@ -65,8 +93,8 @@ class ExactTargetClient:
                 text = text.replace(secret, "***")
         return text
 
-    def call(self, system: str, *, what: str, stream: str | None) -> Element:
-        """POST one request and return the parsed `<exacttarget>` answer, or raise."""
+    def call(self, system: str, *, what: str, stream: str | None) -> dict[str, Any]:
+        """POST one request and return the parsed answer (xmltodict, entities refused), or raise."""
         envelope = (
             '<?xml version="1.0" ?><exacttarget><authorization>'
             f"<username>{escape(self.settings.username)}</username>"
@@ -89,14 +117,11 @@ class ExactTargetClient:
                 stream=stream,
                 action="check exacttarget.endpoint (it must be your instance's …/integrate.aspx)",
             )
-        if b"<!DOCTYPE" in body[:1024].upper():
-            root = None
-        else:
-            try:
-                root = fromstring(body)
-            except ParseError:
-                root = None
-        if root is None:
+        try:
+            document: dict[str, Any] | None = xmltodict.parse(body, disable_entities=True)
+        except (ExpatError, ValueError):
+            document = None
+        if not document or "exacttarget" not in document:
             excerpt = self._scrub(body[:200].decode("utf-8", "replace"))
             raise VendorError(
                 f"{what} answered something that is not the XML API's XML: {excerpt!r}",
@@ -104,13 +129,9 @@ class ExactTargetClient:
                 stream=stream,
                 action="check exacttarget.endpoint; re-run if the vendor had an outage",
             )
-        error = root.find(".//error")
-        if error is not None:
-            code = (error.text or "").strip()
-            description_el = root.find(".//error_description")
-            description = self._scrub(
-                ((description_el.text or "") if description_el is not None else "").strip()
-            )
+        code = first_value(document, "error")
+        if code is not None:
+            description = self._scrub(first_value(document, "error_description") or "")
             lowered = description.lower()
             if code == "2" or any(word in lowered for word in AUTH_WORDS):
                 raise AuthenticationError(
@@ -126,7 +147,7 @@ class ExactTargetClient:
                 action="fix what the vendor's message says, then re-run; nothing was emitted "
                 "for this window and state was not advanced",
             )
-        return root
+        return document
 
     def submit_tracking_export(
         self, activity: DateWindow, sends: DateWindow | None, *, stream: str | None
@@ -138,11 +159,8 @@ class ExactTargetClient:
             + _range("daterange", activity)
             + (_range("jobdaterange", sends) if sends is not None else "")
         )
-        root = self.call(system, what="Tracking BulkAsync submit", stream=stream)
-        batch = root.find(".//batchID")
-        if batch is None:
-            batch = root.find(".//batchid")
-        batch_id = (batch.text or "").strip() if batch is not None else ""
+        answer = self.call(system, what="Tracking BulkAsync submit", stream=stream)
+        batch_id = first_value(answer, "batchID", "batchid", "BatchID")
         if not batch_id:
             raise VendorError(
                 "Tracking BulkAsync submit answered without a batchID",
@@ -159,19 +177,15 @@ class ExactTargetClient:
             "<system_name>batch</system_name><action>inquire</action>"
             f"<search_type>batchid</search_type><search_value>{escape(batch_id)}</search_value>"
         )
-        root = self.call(system, what=f"Batch Inquire of batch {batch_id}", stream=stream)
-        status_el = root.find(".//status")
-        raw = (status_el.text or "").strip() if status_el is not None else ""
-        answered_id = root.find(".//batchid")
-        if answered_id is not None and (answered_id.text or "").strip() not in ("", batch_id):
+        answer = self.call(system, what=f"Batch Inquire of batch {batch_id}", stream=stream)
+        raw = first_value(answer, "status", "Status") or ""
+        answered_id = first_value(answer, "batchid", "batchID")
+        if answered_id not in (None, "", batch_id):
             LOGGER.warning(
-                "ExactTarget: Batch Inquire of %s answered for batch %s",
-                batch_id,
-                (answered_id.text or "").strip(),
+                "ExactTarget: Batch Inquire of %s answered for batch %s", batch_id, answered_id
             )
         state = STATUS_WORDS.get(raw.lower(), JobState.UNKNOWN)
-        filename_el = root.find(".//filename")
-        filename = (filename_el.text or "").strip() if filename_el is not None else ""
+        filename = first_value(answer, "filename", "fileName") or ""
         if state is JobState.DONE and not filename:
             return JobStatus(
                 JobState.FAILED, raw, detail="the batch is complete but names no result file"

@@ -199,12 +199,15 @@ class ExactTargetExports:
                     parser = ExportParser(self.formatter, stream=stream, subject=subject)
                     with archive.open(name) as member:
                         for batch in parser.parse(member, wanted):
+                            spooled: dict[str, list[dict[str, Any]]] = {}
                             for record_kind, record in batch:
                                 if record_kind == kind:
                                     yield record
                                     emitted += 1
                                 else:
-                                    spool.write(record_kind, record)
+                                    spooled.setdefault(record_kind, []).append(record)
+                            for spool_kind, records in spooled.items():
+                                spool.write(spool_kind, records)
                             if emitted >= next_report:
                                 next_report += PROGRESS_EVERY
                                 LOGGER.info(

@@ -144,7 +144,10 @@ class ExportParser:
         self._subject = subject
         self._days: dict[str, tuple[int, int, int]] = {}
         self._hours: dict[tuple[tuple[int, int, int], int], tuple[str, str]] = {}
-        self._roles: dict[str, tuple[str, str, str]] = {}
+        self._event_tags: dict[str, tuple[str, str]] = {}
+        self._field_tags: dict[str, str] = {}
+        self._attribute_tags: dict[str, str] = {}
+        self._date_tags: dict[str, bool] = {}
         self.member_id: str | None = None
         self.job_id: str | None = None
 
@@ -170,22 +173,21 @@ class ExportParser:
         cached, so a typical call is two splits, two int() calls and one f-string.
         """
         try:
-            date_part, _, time_part = raw.strip().partition(" ")
-            day = self._days.get(date_part)
+            parts = raw.split()
+            day = self._days.get(parts[0])
             if day is None:
-                month_s, day_s, year_s = date_part.split("/")
+                month_s, day_s, year_s = parts[0].split("/")
                 day = (int(year_s), int(month_s), int(day_s))
-                self._days[date_part] = day
+                self._days[parts[0]] = day
             hour = minute = second = 0
-            if time_part:
-                clock, _, meridiem = time_part.strip().partition(" ")
-                pieces = clock.split(":")
+            if len(parts) > 1:
+                pieces = parts[1].split(":")
                 hour = int(pieces[0])
                 minute = int(pieces[1]) if len(pieces) > 1 else 0
                 second = int(pieces[2]) if len(pieces) > 2 else 0
-                if meridiem:
-                    meridiem = meridiem.strip().upper()
-                    if meridiem not in ("AM", "PM") or not 1 <= hour <= 12:
+                if len(parts) > 2:
+                    meridiem = parts[2].upper()
+                    if len(parts) > 3 or meridiem not in ("AM", "PM") or not 1 <= hour <= 12:
                         raise ValueError("bad 12-hour time")
                     hour = hour % 12 + (12 if meridiem == "PM" else 0)
             if not (0 <= hour < 24 and 0 <= minute < 60 and 0 <= second < 60):
@@ -198,7 +200,7 @@ class ExportParser:
                 if len(self._hours) > 200_000:
                     self._hours.clear()
                 self._hours[key] = head
-        except ValueError:
+        except (ValueError, IndexError):
             raise self._corrupt(f"unreadable date {raw!r}") from None
         return f"{head[0]}{minute:02d}:{second:02d}{head[1]}"
 
@@ -374,42 +376,48 @@ class ExportParser:
 
     # -- subscribers and their events ---------------------------------------------------------
 
-    def _role(self, tag: str) -> tuple[str, str, str]:
-        """What a subscriber child is: ("event", kind, time field), ("field", name, "") or
-        ("attribute", decoded name, ""). Cached: the same few tags repeat millions of times."""
-        role = self._roles.get(tag)
-        if role is None:
-            name = tag.lower()
-            container = EVENT_CONTAINERS.get(name)
-            if container is not None:
-                role = ("event", container[0], container[1])
-            elif name in SUBSCRIBER_FIELDS:
-                role = ("field", SUBSCRIBER_FIELDS[name], "")
-            else:
-                role = ("attribute", tag.replace("__", " "), "")
-            self._roles[tag] = role
-        return role
+    def _classify(self, tag: str) -> None:
+        """Learn what a subscriber child tag is (event container, field or attribute), once."""
+        name = tag.lower()
+        container = EVENT_CONTAINERS.get(name)
+        if container is not None:
+            self._event_tags[tag] = container
+        elif name in SUBSCRIBER_FIELDS:
+            self._field_tags[tag] = SUBSCRIBER_FIELDS[name]
+        else:
+            self._attribute_tags[tag] = tag.replace("__", " ")
 
     def _subscriber(self, node: Element, wanted: set[str], out: list[Record]) -> None:
+        """One subscriber node: its subscriber record and its events. The hottest code here."""
         member_id, job_id = self._identity()
         fields: dict[str, Any] = {}
         attributes: dict[str, str | None] = {}
         containers: list[tuple[Element, str, str]] = []
-        roles = self._roles
+        event_tags, field_tags, attribute_tags = (
+            self._event_tags,
+            self._field_tags,
+            self._attribute_tags,
+        )
         for child in node:
             tag = child.tag
-            role, name, time_field = roles.get(tag) or self._role(tag)
-            if role == "event":
-                if name in wanted and len(child):
-                    containers.append((child, name, time_field))
+            event = event_tags.get(tag)
+            if event is not None:
+                if event[0] in wanted and len(child):
+                    containers.append((child, event[0], event[1]))
                 continue
             text = child.text
             if text is not None:
                 text = text.strip() or None
-            if role == "field":
+            name = field_tags.get(tag)
+            if name is not None:
                 fields[name] = text
+                continue
+            name = attribute_tags.get(tag)
+            if name is None:
+                self._classify(tag)
+                self._subscriber_child(tag, child, text, fields, attributes, containers, wanted)
             else:
-                attributes[name] = text if not len(child) else str(_leaves(child))
+                attributes[name] = str(_leaves(child)) if len(child) else text
         subscriber_id = fields.get("subscriber_id")
         if subscriber_id is None:
             raise self._corrupt("a <subscriber> has no <subscriberID>")
@@ -432,40 +440,42 @@ class ExportParser:
                     },
                 )
             )
+        date_tags = self._date_tags
         for container, kind, time_field in containers:
             ordinals: dict[str, int] = {}
             template = EVENT_TEMPLATES[kind]
-            first = container[0]
-            if (
-                not len(first)
-                and all(c.tag == first.tag for c in container)
-                and (first.tag.lower().endswith("date"))
-            ):
+            leaf_tag = container[0].tag
+            times: list[str | None] | None = []
+            for leaf in container:
+                if leaf.tag != leaf_tag or len(leaf):
+                    times = None
+                    break
+                times.append(leaf.text)  # type: ignore[union-attr]
+            is_date = date_tags.get(leaf_tag)
+            if is_date is None:
+                is_date = date_tags[leaf_tag] = leaf_tag.lower().endswith("date")
+            if times is not None and is_date:
                 # The common shape (<opens><opendate/>...): each leaf is one event's time.
-                for leaf in container:
-                    text = leaf.text
-                    text = text.strip() if text is not None else ""
-                    if not text:
+                for raw_time in times:
+                    raw = raw_time.strip() if raw_time is not None else ""
+                    if not raw:
                         raise self._corrupt(
                             f"a {kind} event of subscriber {subscriber_id} has no date"
                         )
-                    at = self.timestamp(text)
+                    at = self.timestamp(raw)
                     ordinal = ordinals.get(at, 0)
                     ordinals[at] = ordinal + 1
-                    out.append(
-                        (
-                            kind,
-                            {
-                                "member_id": member_id,
-                                "job_id": job_id,
-                                "subscriber_id": subscriber_id,
-                                "list_id": list_id,
-                                **template,
-                                time_field: at,
-                                "ordinal": ordinal,
-                            },
-                        )
-                    )
+                    record = {
+                        "member_id": member_id,
+                        "job_id": job_id,
+                        "subscriber_id": subscriber_id,
+                        "list_id": list_id,
+                        time_field: at,
+                        "ordinal": ordinal,
+                    }
+                    if template:
+                        record.update(template)
+                    out.append((kind, record))
                 continue
             base = {
                 "member_id": member_id,
@@ -473,8 +483,30 @@ class ExportParser:
                 "subscriber_id": subscriber_id,
                 "list_id": list_id,
             }
-            for event in self._events(container):
-                out.append((kind, self._event_record(kind, time_field, event, base, ordinals)))
+            for event_fields in self._events(container):
+                out.append(
+                    (kind, self._event_record(kind, time_field, event_fields, base, ordinals))
+                )
+
+    def _subscriber_child(
+        self,
+        tag: str,
+        child: Element,
+        text: str | None,
+        fields: dict[str, Any],
+        attributes: dict[str, str | None],
+        containers: list[tuple[Element, str, str]],
+        wanted: set[str],
+    ) -> None:
+        """Place a child whose tag was seen for the first time (just classified)."""
+        event = self._event_tags.get(tag)
+        if event is not None:
+            if event[0] in wanted and len(child):
+                containers.append((child, event[0], event[1]))
+        elif tag in self._field_tags:
+            fields[self._field_tags[tag]] = text
+        else:
+            attributes[self._attribute_tags[tag]] = str(_leaves(child)) if len(child) else text
 
     @staticmethod
     def _events(container: Element) -> Iterator[list[Element]]:
@@ -537,7 +569,7 @@ def _data_item(item: Element) -> dict[str, Any]:
     accumulate_text = attributes.pop("accumulate", None)
     amount: float | None
     try:
-        amount = None if amount_text in (None, "") else float(amount_text)  # type: ignore[arg-type]
+        amount = float(amount_text) if amount_text else None
     except ValueError:
         amount = None
         attributes["amt"] = amount_text  # type: ignore[assignment]

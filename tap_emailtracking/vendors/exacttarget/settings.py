@@ -74,7 +74,8 @@ CONFIG_SCHEMA = th.ObjectType(
     th.Property(
         "sftp_known_hosts_file",
         th.StringType,
-        description="SFTP: known_hosts file used to check the server key (default ~/.ssh/known_hosts).",
+        description="SFTP: known_hosts file used to check the server key "
+        "(default ~/.ssh/known_hosts).",
     ),
     th.Property(
         "sftp_host_key_check",
@@ -142,7 +143,10 @@ CONFIG_SCHEMA = th.ObjectType(
         description="Attempts per API call or download before giving up on transient errors.",
     ),
 )
-DESCRIPTION = "ExactTarget legacy XML API (Tracking BulkAsync all_jobs_ToFTP). Leave out to disable the vendor."
+DESCRIPTION = (
+    "ExactTarget legacy XML API (Tracking BulkAsync all_jobs_ToFTP). "
+    "Leave out to disable the vendor."
+)
 
 
 @dataclass(frozen=True)
