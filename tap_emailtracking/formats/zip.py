@@ -8,6 +8,7 @@ raises `CorruptFileError` naming the file, so no record of a damaged export is e
 from __future__ import annotations
 
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,7 +63,7 @@ def open_verified_zip(
                 with archive.open(name) as member:
                     while member.read(_CHUNK):
                         pass
-            except (zipfile.BadZipFile, OSError, EOFError, zipfile.LargeZipFile) as exc:
+            except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
                 raise _damaged(
                     path, f"member {name}: {exc}", vendor=vendor, stream=stream, subject=subject
                 ) from exc
