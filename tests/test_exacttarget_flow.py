@@ -147,3 +147,16 @@ def test_selecting_one_stream_emits_and_bookmarks_only_that_stream(
     assert bookmarks["exacttarget_clicks"]["next_window_start"] == "2024-01-22"
     assert "next_window_start" not in bookmarks.get("exacttarget_opens", {})
     assert bookmarks["_exacttarget_batches"] == {}
+
+
+def test_a_batch_for_a_window_no_stream_plans_is_forgotten(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    stale = {"job_id": "5", "activity_start": "1999-01-01", "activity_end": "1999-01-07"}
+    state = {"bookmarks": {"_exacttarget_batches": {"1999-01-01..1999-01-07": stale}}}
+    run = run_tap(tmp_path, sandbox.tap_config(), state=state)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.last_state is not None
+    assert run.last_state["bookmarks"]["_exacttarget_batches"] == {}
+    assert all(r["batch_id"] != "5" for r in sandbox.et_api.requests)
+    assert_matches_truth(sandbox, run)

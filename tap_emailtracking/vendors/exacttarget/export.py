@@ -20,7 +20,7 @@ import tempfile
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -61,10 +61,12 @@ class ExactTargetExports:
         bookmark_of: Callable[[str], str | None],
         temp_dir: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ) -> None:
         self.settings = settings
         self.start_date = start_date
         self.end_date = end_date
+        self._now = now
         self._pending_kinds = pending_kinds
         self._bookmark_of = bookmark_of
         self.tz = zone(settings.timezone)
@@ -93,12 +95,13 @@ class ExactTargetExports:
         self._cleanup = weakref.finalize(self, shutil.rmtree, self.workdir, True)
         self._spools: dict[str, dict[str, Path]] = {}
         self._waiting: dict[str, set[str]] = {}
+        self._used_units: set[str] = set()
 
     # -- planning -----------------------------------------------------------------------------
 
     def today(self) -> date:
         """The account's current calendar day."""
-        return datetime.now(self.tz).date()
+        return self._now().astimezone(self.tz).date()
 
     def plan(self, bookmark: str | None) -> list[DateWindow]:
         """Windows from the bookmark (less the lookback) or start_date, up to today/end_date."""
@@ -155,6 +158,7 @@ class ExactTargetExports:
     def _fetch(
         self, kind: str, window: DateWindow, unit: str, stream: str
     ) -> Iterator[dict[str, Any]]:
+        self._used_units.add(unit)
         sends = self.sends_for(window)
         label = self.label(window)
         unit_info = {
@@ -260,6 +264,13 @@ class ExactTargetExports:
             if not self._waiting[unit]:
                 del self._waiting[unit]
                 self.ledger.drop(unit)
+        if not self._pending_kinds():
+            # Every selected stream is done: a batch this run never used belongs to a window no
+            # stream plans any more (settings changed); forget it rather than keep it forever.
+            for unit in self.ledger.units():
+                if unit not in self._used_units:
+                    LOGGER.info("ExactTarget: forgetting batch of unused window %s", unit)
+                    self.ledger.drop(unit)
 
     def close(self) -> None:
         """Remove temporary files and close connections."""
