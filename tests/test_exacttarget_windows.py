@@ -1,4 +1,4 @@
-"""How the ExactTarget export plans its windows: start_date, bookmark, lookback, today, in-flight."""
+"""How the ExactTarget export plans windows: start_date, bookmark, lookback, today, in-flight."""
 
 from __future__ import annotations
 
