@@ -11,10 +11,15 @@ import os
 from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
+from singer_sdk.helpers.capabilities import (
+    CapabilitiesEnum,
+    PluginCapabilities,
+    TapCapabilities,
+)
 
 from tap_emailtracking import redaction
 from tap_emailtracking.errors import ConfigurationError
@@ -66,6 +71,18 @@ class TapEmailTracking(Tap):
 
     name = "tap-emailtracking"
     message_writer_class = StateFlushingWriter
+    # No BATCH: streams write STATE when a window's records are out, which must not happen while
+    # those records still sit in a batch file that has not been announced to the target.
+    capabilities: ClassVar[list[CapabilitiesEnum]] = [
+        TapCapabilities.CATALOG,
+        TapCapabilities.STATE,
+        TapCapabilities.DISCOVER,
+        TapCapabilities.ACTIVATE_VERSION,
+        PluginCapabilities.ABOUT,
+        PluginCapabilities.STREAM_MAPS,
+        PluginCapabilities.FLATTENING,
+        PluginCapabilities.STRUCTURED_LOGGING,
+    ]
 
     config_jsonschema = th.PropertiesList(
         th.Property(

@@ -160,3 +160,17 @@ def test_a_batch_for_a_window_no_stream_plans_is_forgotten(
     assert run.last_state["bookmarks"]["_exacttarget_batches"] == {}
     assert all(r["batch_id"] != "5" for r in sandbox.et_api.requests)
     assert_matches_truth(sandbox, run)
+
+
+def test_batch_config_is_not_honoured_so_state_never_outruns_records(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    config = sandbox.tap_config()
+    config["batch_config"] = {
+        "encoding": {"format": "jsonl", "compression": "gzip"},
+        "storage": {"root": f"file://{tmp_path}/batches", "prefix": "b-"},
+    }
+    run = run_tap(tmp_path, config)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert not [m for m in run.messages if m["type"] == "BATCH"]
+    assert_matches_truth(sandbox, run)

@@ -27,8 +27,8 @@ def _damaged(
         vendor=vendor,
         stream=stream,
         subject=subject,
-        action="re-run the sync: the job id is kept in state and the file is downloaded again; "
-        "if the file on the site itself is damaged, ask the vendor to regenerate it",
+        action="re-run the sync: the export is requested again (nothing of it was emitted and "
+        "state did not move); if it keeps failing, ask the vendor to check their export files",
     )
 
 

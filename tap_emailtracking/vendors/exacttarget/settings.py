@@ -58,7 +58,7 @@ CONFIG_SCHEMA = th.ObjectType(
         "file_folder",
         th.StringType,
         default="/",
-        description="Folder holding the result ZIPs (e.g. / or /<memberID> or /Export).",
+        description="Folder holding the result ZIPs (e.g. `/`, `/<memberID>` or `/Export`).",
     ),
     th.Property(
         "file_tls_ca_file",
@@ -95,7 +95,7 @@ CONFIG_SCHEMA = th.ObjectType(
         th.IntegerType,
         default=30,
         description="Include activity on emails sent this many days before each activity "
-        "window (sent as <jobdaterange>). 0 sends a single <daterange>, which returns only "
+        "window (sent as `<jobdaterange>`). 0 sends a single `<daterange>`, which returns only "
         "activity on emails sent inside the same window.",
     ),
     th.Property(

@@ -8,7 +8,7 @@ emitted (the code after a generator's last `yield` runs only once the SDK has wr
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -78,6 +78,10 @@ class ExactTargetStream(Stream):
             self.owner.checkpoint()
         self.owner.stream_finished(self.name)
         exports.finish_stream(self.kind)
+
+    def get_batch_config(self, config: Mapping[str, Any]) -> None:
+        """Never BATCH (see `TapEmailTracking.capabilities`): RECORDs keep STATE honest."""
+        return
 
     def generate_child_contexts(
         self, record: dict[str, Any], context: Context | None

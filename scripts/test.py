@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Every check the project has, in one command: lint, format, types, the whole test suite.
+
+    python3 scripts/test.py            # what CI runs (.ci/run)
+    python3 scripts/test.py -k flow    # extra arguments go to pytest
+
+Creates `.venv` if it is missing, installs the project with its test tools
+(`pip install -e .[test]`), then runs, with that venv's Python:
+
+1. `ruff check .`
+2. `ruff format --check .`
+3. `mypy` (files and strictness come from pyproject.toml)
+4. `pytest` (the whole suite; the tests start their own sandbox on free ports)
+
+Every check runs even when an earlier one fails, so one report shows everything; the exit code is
+the first non-zero one (0 when all pass). Only the standard library is used.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = "Scripts" if os.name == "nt" else "bin"
+EXE = ".exe" if os.name == "nt" else ""
+VENV = ROOT / ".venv"
+PYTHON = VENV / BIN / f"python{EXE}"
+
+
+def header(title: str) -> None:
+    print(f"\n{'=' * 78}\n{title}\n{'=' * 78}", flush=True)
+
+
+def run(cmd: list[str]) -> int:
+    print("$ " + " ".join(cmd), flush=True)
+    return subprocess.call(cmd, cwd=ROOT)
+
+
+def main(pytest_args: list[str]) -> int:
+    os.chdir(ROOT)
+    started = time.monotonic()
+    header("Set up .venv (pip install -e .[test])")
+    if not PYTHON.exists():
+        code = run([sys.executable, "-m", "venv", str(VENV)])
+        if code == 0:
+            # The pip bundled with early 3.10 releases predates editable pyproject installs.
+            code = run([str(PYTHON), "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
+        if code != 0:
+            print(f"\ncould not create {VENV}", file=sys.stderr)
+            return code
+    code = run([str(PYTHON), "-m", "pip", "install", "--quiet", "-e", ".[test]"])
+    if code != 0:
+        print("\ninstalling the project with its test tools failed", file=sys.stderr)
+        return code
+
+    py = str(PYTHON)
+    checks = [
+        ("ruff check", [py, "-m", "ruff", "check", "."]),
+        ("ruff format --check", [py, "-m", "ruff", "format", "--check", "."]),
+        ("mypy", [py, "-m", "mypy"]),
+        ("pytest", [py, "-m", "pytest", *pytest_args]),
+    ]
+    results: list[tuple[str, int, float]] = []
+    for name, cmd in checks:
+        header(name)
+        step_started = time.monotonic()
+        results.append((name, run(cmd), time.monotonic() - step_started))
+
+    header("Summary")
+    for name, code, seconds in results:
+        verdict = "ok" if code == 0 else f"FAILED (exit code {code})"
+        print(f"{name:<22} {verdict:<24} {seconds:6.1f} s")
+    print(f"{'total':<22} {'':<24} {time.monotonic() - started:6.1f} s")
+    return next((code for _, code, _ in results if code != 0), 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
