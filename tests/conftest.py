@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,37 +140,17 @@ def run_tap_until(
     it answers True stdout is read no further, so `messages` is exactly what a target had received
     when the tap died (the messages up to and including that one). `stop_on_log(line)` is asked
     about each stderr line; once it answers True the tap is killed and stdout is read to its end
-    (everything the tap wrote before it died). The test fails if the tap ended by itself before
-    the stop point, because a kill after the fact would prove nothing.
+    (everything the tap wrote before it died). The reader that sees the stop point sends the
+    signal itself, at once. The test fails if the tap ended by itself before the stop point,
+    because a kill after the fact would prove nothing.
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    stop = threading.Event()
     stdout_lines: list[str] = []
     stderr_lines: list[str] = []
     messages: list[dict[str, Any]] = []
     problems: list[BaseException] = []
-
-    def read_stdout(pipe: IO[str]) -> None:
-        try:
-            for line in pipe:
-                if not line.strip():
-                    continue
-                stdout_lines.append(line)
-                messages.append(json.loads(line))
-                if stop_on_message is not None and stop_on_message(messages[-1], messages):
-                    stop.set()
-                    return
-        except BaseException as exc:
-            problems.append(exc)
-
-    def read_stderr(pipe: IO[str]) -> None:
-        try:
-            for line in pipe:
-                stderr_lines.append(line)
-                if stop_on_log is not None and not stop.is_set() and stop_on_log(line):
-                    stop.set()
-        except BaseException as exc:
-            problems.append(exc)
+    killed: list[bool] = []  # [alive when the stop point came]
+    lock = threading.Lock()
 
     with subprocess.Popen(
         tap_command(workdir, config, state),
@@ -181,6 +160,36 @@ def run_tap_until(
         encoding="utf-8",
         env=tap_env(),
     ) as process:
+
+        def kill() -> None:
+            with lock:
+                if not killed:
+                    killed.append(process.poll() is None)
+                    if killed[0]:
+                        process.send_signal(signal.SIGKILL)
+
+        def read_stdout(pipe: IO[str]) -> None:
+            try:
+                for line in pipe:
+                    if not line.strip():
+                        continue
+                    stdout_lines.append(line)
+                    messages.append(json.loads(line))
+                    if stop_on_message is not None and stop_on_message(messages[-1], messages):
+                        kill()
+                        return
+            except BaseException as exc:
+                problems.append(exc)
+
+        def read_stderr(pipe: IO[str]) -> None:
+            try:
+                for line in pipe:
+                    stderr_lines.append(line)
+                    if stop_on_log is not None and not killed and stop_on_log(line):
+                        kill()
+            except BaseException as exc:
+                problems.append(exc)
+
         assert process.stdout is not None
         assert process.stderr is not None
         readers = [
@@ -189,18 +198,15 @@ def run_tap_until(
         ]
         for reader in readers:
             reader.start()
-        deadline = time.monotonic() + timeout
-        while not stop.wait(0.005):
-            if process.poll() is not None or time.monotonic() > deadline:
-                break
-        alive = process.poll() is None
-        if alive:
-            process.send_signal(signal.SIGKILL)
-        process.wait()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
         for reader in readers:
             reader.join(timeout=30)
     assert not problems, problems
     output = "".join(stderr_lines)
-    assert stop.is_set(), f"the stop point never came (exit {process.returncode}): {output[-3000:]}"
-    assert alive, f"the tap had already ended (exit {process.returncode}): {output[-3000:]}"
+    assert killed, f"the stop point never came (exit {process.returncode}): {output[-3000:]}"
+    assert killed[0], f"the tap had already ended (exit {process.returncode}): {output[-3000:]}"
     return TapRun(process.returncode, "".join(stdout_lines), output, messages)

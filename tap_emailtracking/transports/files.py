@@ -77,6 +77,11 @@ class FileSiteSettings:
     sftp_known_hosts_file: str | None = None  # None means ~/.ssh/known_hosts
     sftp_host_key_check: bool = True  # False = explicit opt-out (sandbox only), logs a warning
     max_attempts: int = 5  # per download, counting resumes after dropped connections
+    config_key: str = "files"  # the config object these came from, to name settings in messages
+
+    def setting(self, name: str) -> str:
+        """The full config key of a file-site setting, e.g. `exacttarget.file_password`."""
+        return f"{self.config_key}.{SETTING_NAMES[name]}"
 
     @property
     def effective_port(self) -> int:
@@ -109,10 +114,6 @@ class _LocalWriteError(Exception):
     def __init__(self, error: OSError) -> None:
         super().__init__(str(error))
         self.error = error
-
-
-def _setting(vendor: str, name: str) -> str:
-    return f"{vendor}.{SETTING_NAMES[name]}"
 
 
 class FileSite(ABC):
@@ -395,8 +396,8 @@ class FileSite(ABC):
                 vendor=self.vendor,
                 stream=self.stream,
                 subject=subject,
-                action=f"check {_setting(self.vendor, 'username')} / "
-                f"{SETTING_NAMES['password']} (and that this user may use "
+                action=f"check {self.settings.setting('username')} / "
+                f"{self.settings.setting('password')} (and that this user may use "
                 f"{self.settings.protocol.upper()})",
             )
         if kind == "missing":
@@ -412,7 +413,7 @@ class FileSite(ABC):
                 subject=subject,
                 action="the file may have expired from the site (vendors keep result files for a "
                 "limited time) or the folder is wrong "
-                f"({_setting(self.vendor, 'folder')}); re-run the sync: it re-submits the export, "
+                f"({self.settings.setting('folder')}); re-run the sync: it re-submits the export, "
                 "or resumes the job whose id is kept in state",
             )
         if kind == "denied":
@@ -423,15 +424,15 @@ class FileSite(ABC):
                 stream=self.stream,
                 subject=subject,
                 action="ask the vendor to grant this user read access to the folder, or fix "
-                f"{_setting(self.vendor, 'folder')}",
+                f"{self.settings.setting('folder')}",
             )
         return TransportError(
             f"the file site refused the request: {self._describe(exc)}",
             vendor=self.vendor,
             stream=self.stream,
             subject=subject,
-            action=f"check {_setting(self.vendor, 'protocol')}, {_setting(self.vendor, 'host')} "
-            f"and {_setting(self.vendor, 'port')} against what the vendor gave you",
+            action=f"check {self.settings.setting('protocol')}, {self.settings.setting('host')} "
+            f"and {self.settings.setting('port')} against what the vendor gave you",
         )
 
     def _exhausted_error(
@@ -446,8 +447,8 @@ class FileSite(ABC):
             subject=self._subject(path),
             action=f"check that {self.settings.url} is reachable from this machine (host, port, "
             "firewall, VPN) and re-run the sync; on a slow or flaky link raise "
-            f"{_setting(self.vendor, 'timeout_seconds')} or "
-            f"{_setting(self.vendor, 'max_attempts')}",
+            f"{self.settings.setting('timeout_seconds')} or "
+            f"{self.settings.setting('max_attempts')}",
         )
 
     def _describe(self, exc: BaseException) -> str:
@@ -524,8 +525,8 @@ def open_file_site(
             what,
             vendor=vendor,
             stream=stream,
-            subject=_setting(vendor, setting),
-            action=f"fix {_setting(vendor, setting)} in the config",
+            subject=settings.setting(setting),
+            action=f"fix {settings.setting(setting)} in the config",
         )
 
     if settings.protocol not in DEFAULT_PORTS:

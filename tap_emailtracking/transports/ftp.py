@@ -17,7 +17,6 @@ from datetime import datetime, timezone
 
 from tap_emailtracking.errors import ConfigurationError, TransportError
 from tap_emailtracking.transports.files import (
-    SETTING_NAMES,
     FailureKind,
     FileSite,
     RemoteFile,
@@ -55,12 +54,11 @@ class FtpFileSite(FileSite):
         context = ssl.create_default_context()
         if not s.tls_verify:
             logger.warning(
-                "%s: the FTPS certificate of %s is NOT verified (%s.%s is false): anyone on "
+                "%s: the FTPS certificate of %s is NOT verified (%s is false): anyone on "
                 "the path could read the data and the password; use this only for a local sandbox",
                 self._who(),
                 s.url,
-                self.vendor,
-                SETTING_NAMES["tls_verify"],
+                s.setting("tls_verify"),
             )
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
@@ -74,7 +72,7 @@ class FtpFileSite(FileSite):
                     vendor=self.vendor,
                     stream=self.stream,
                     subject=s.url,
-                    action=f"point {self.vendor}.{SETTING_NAMES['tls_ca_file']} at a readable "
+                    action=f"point {s.setting('tls_ca_file')} at a readable "
                     "PEM file with the CA certificate(s) of the site",
                 ) from exc
         return context
@@ -102,7 +100,7 @@ class FtpFileSite(FileSite):
                 vendor=self.vendor,
                 stream=self.stream,
                 subject=s.url,
-                action=f"set {self.vendor}.{SETTING_NAMES['tls_ca_file']} to the CA that signed "
+                action=f"set {s.setting('tls_ca_file')} to the CA that signed "
                 "the site's certificate (ask the vendor), and check that the host name matches "
                 "the certificate",
             ) from exc
@@ -115,7 +113,7 @@ class FtpFileSite(FileSite):
                 vendor=self.vendor,
                 stream=self.stream,
                 subject=s.url,
-                action=f"check {self.vendor}.{SETTING_NAMES['protocol']}: a site that requires "
+                action=f"check {s.setting('protocol')}: a site that requires "
                 "TLS needs ftps, and a plain FTP site rejects ftps",
             ) from exc
         except BaseException:

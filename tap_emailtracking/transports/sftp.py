@@ -20,7 +20,6 @@ import paramiko
 
 from tap_emailtracking.errors import AuthenticationError, ConfigurationError
 from tap_emailtracking.transports.files import (
-    SETTING_NAMES,
     FailureKind,
     FileSite,
     RemoteFile,
@@ -97,13 +96,12 @@ class SftpFileSite(FileSite):
                 client.set_missing_host_key_policy(_RefuseUnknownHostKey())
             else:
                 logger.warning(
-                    "%s: the SSH host key of %s is NOT checked (%s.%s is false): a "
+                    "%s: the SSH host key of %s is NOT checked (%s is false): a "
                     "man-in-the-middle could read the data and the password; use this only for "
                     "a local sandbox",
                     self._who(),
                     s.url,
-                    self.vendor,
-                    SETTING_NAMES["sftp_host_key_check"],
+                    s.setting("sftp_host_key_check"),
                 )
                 client.set_missing_host_key_policy(_AcceptAnyHostKey())
             client.connect(
@@ -144,7 +142,7 @@ class SftpFileSite(FileSite):
                     vendor=self.vendor,
                     stream=self.stream,
                     subject=self.settings.url,
-                    action=f"fix {self.vendor}.{SETTING_NAMES['sftp_known_hosts_file']}, or "
+                    action=f"fix {self.settings.setting('sftp_known_hosts_file')}, or "
                     "create the file with the site's host key",
                 ) from None
             # No ~/.ssh/known_hosts: nothing is trusted, so the unknown-key error explains.
@@ -154,7 +152,7 @@ class SftpFileSite(FileSite):
                 vendor=self.vendor,
                 stream=self.stream,
                 subject=self.settings.url,
-                action=f"fix the file or {self.vendor}.{SETTING_NAMES['sftp_known_hosts_file']}",
+                action=f"fix the file or {self.settings.setting('sftp_known_hosts_file')}",
             ) from exc
 
     def _host_key_error(
@@ -177,8 +175,8 @@ class SftpFileSite(FileSite):
             subject=s.url,
             action=f"confirm the fingerprint with the vendor, then add the key to {known_hosts} "
             f"(e.g. `ssh-keyscan -p {port} {s.host} >> {known_hosts}`) or point "
-            f"{self.vendor}.{SETTING_NAMES['sftp_known_hosts_file']} at a file that has it; for "
-            f"a local sandbox only, set {self.vendor}.{SETTING_NAMES['sftp_host_key_check']} "
+            f"{s.setting('sftp_known_hosts_file')} at a file that has it; for "
+            f"a local sandbox only, set {s.setting('sftp_host_key_check')} "
             "to false",
         )
 

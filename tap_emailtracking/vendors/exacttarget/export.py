@@ -106,10 +106,6 @@ class ExactTargetExports:
     def plan(self, bookmark: str | None) -> list[DateWindow]:
         """Windows from the bookmark (less the lookback) or start_date, up to today/end_date."""
         last = self.today() if self.end_date is None else min(self.end_date, self.today())
-        first = self.start_date
-        if bookmark:
-            resume = date.fromisoformat(bookmark) - timedelta(days=self.settings.lookback_days)
-            first = max(first, resume)
         in_flight = {}
         for unit in self.ledger.units():
             entry = self.ledger.get(unit) or {}
@@ -117,6 +113,15 @@ class ExactTargetExports:
                 in_flight[date.fromisoformat(entry["activity_start"])] = date.fromisoformat(
                     entry["activity_end"]
                 )
+        first = self.start_date
+        if bookmark:
+            resume = date.fromisoformat(bookmark) - timedelta(days=self.settings.lookback_days)
+            # A lookback day inside a window whose batch is in flight: start at that window, so
+            # the batch is reused rather than the days exported again in a differently cut window.
+            for start, end in in_flight.items():
+                if start <= resume <= end:
+                    resume = start
+            first = max(first, resume)
         return list(plan_windows(first, last, self.settings.window_days, preferred_ends=in_flight))
 
     def sends_for(self, window: DateWindow) -> DateWindow | None:

@@ -209,6 +209,7 @@ class ExactTargetSettings:
             sftp_known_hosts_file=raw.get("sftp_known_hosts_file"),
             sftp_host_key_check=bool(raw.get("sftp_host_key_check", True)),
             max_attempts=attempts,
+            config_key="exacttarget",
         )
         return cls(
             username=str(raw["username"]),
