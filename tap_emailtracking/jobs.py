@@ -213,8 +213,8 @@ class JobRunner:
                     )
             if elapsed + interval > self.policy.deadline_seconds:
                 raise JobDeadlineError(
-                    f"the export job was still {status.raw!r} after {elapsed:.0f} s, "
-                    f"the configured deadline is {self.policy.deadline_seconds:.0f} s",
+                    f"the export job was still {status.raw!r} after {elapsed:.1f} s, "
+                    f"the configured deadline is {self.policy.deadline_seconds:g} s",
                     vendor=self.vendor,
                     stream=stream,
                     subject=subject,

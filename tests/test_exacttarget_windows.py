@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import date, datetime, timezone
+from pathlib import Path
 from typing import Any
 
-from tap_emailtracking.vendors.exacttarget.export import LEDGER_NAME, ExactTargetExports
+from tap_emailtracking.vendors.exacttarget.export import (
+    LEDGER_NAME,
+    WORKDIR_PREFIX,
+    ExactTargetExports,
+    remove_abandoned_workdirs,
+)
 from tap_emailtracking.vendors.exacttarget.settings import ExactTargetSettings
 from tap_emailtracking.windows import DateWindow
 
@@ -89,3 +98,18 @@ def test_send_ranges_reach_back_or_are_left_out() -> None:
     single = exports(now=datetime(2024, 3, 20, tzinfo=timezone.utc), send_lookback_days=0)
     assert single.sends_for(window) is None
     assert single.unit(window) == "2024-03-08..2024-03-14"
+
+
+def test_folders_of_killed_runs_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    abandoned = tmp_path / f"{WORKDIR_PREFIX}{dead.pid}-abc"
+    live = tmp_path / f"{WORKDIR_PREFIX}{os.getppid()}-def"
+    unrelated = tmp_path / "something-else"
+    for folder in (abandoned, live, unrelated):
+        folder.mkdir()
+        (folder / "spool.jsonl").write_text("x")
+    remove_abandoned_workdirs(tmp_path)
+    assert not abandoned.exists()
+    assert live.exists()
+    assert unrelated.exists()

@@ -109,5 +109,6 @@ def test_a_document_with_a_dtd_is_refused_before_any_expansion() -> None:
     ],
 )
 def test_malformed_xml_names_the_line(document: bytes, line: int) -> None:
-    with pytest.raises(CorruptFileError, match=f"malformed XML in file.xml at line {line}"):
+    with pytest.raises(CorruptFileError, match=f"malformed XML at line {line}, column") as caught:
         items(document)
+    assert str(caught.value).startswith("V / s (file.xml): malformed XML")

@@ -96,7 +96,7 @@ def iter_xml_items(
                 break
     except _RefusedDtdError:
         raise CorruptFileError(
-            f"{subject} declares a DTD, which this tap refuses to parse",
+            "the XML declares a DTD, which this tap refuses to parse",
             vendor=vendor,
             stream=stream_name,
             subject=subject,
@@ -104,7 +104,7 @@ def iter_xml_items(
         ) from None
     except expat.ExpatError as exc:
         raise CorruptFileError(
-            f"malformed XML in {subject} at line {exc.lineno}, column {exc.offset}: "
+            f"malformed XML at line {exc.lineno}, column {exc.offset}: "
             f"{expat.ErrorString(exc.code)}",
             vendor=vendor,
             stream=stream_name,

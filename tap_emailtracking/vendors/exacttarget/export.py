@@ -14,6 +14,7 @@ because the same file would fail again); a network failure keeps it (the next ru
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import tempfile
@@ -43,7 +44,30 @@ from tap_emailtracking.windows import DateWindow, plan_windows
 
 LOGGER = logging.getLogger("tap_emailtracking.exacttarget")
 LEDGER_NAME = "_exacttarget_batches"
+WORKDIR_PREFIX = "tap-emailtracking-et-"
 PROGRESS_EVERY = 250_000
+
+
+def remove_abandoned_workdirs(parent: Path) -> None:
+    """Delete download/spool folders left by killed runs (their process no longer exists).
+
+    A normal exit removes its own folder; a SIGKILL cannot. Folders are named with the owner's
+    pid; on POSIX a folder whose pid is gone is removed. Elsewhere nothing is removed (there is
+    no harmless way to probe a pid).
+    """
+    if os.name != "posix":
+        return
+    for folder in parent.glob(f"{WORKDIR_PREFIX}*-*"):
+        pid_text = folder.name[len(WORKDIR_PREFIX) :].split("-", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            LOGGER.info("ExactTarget: removing %s, left by a run that was killed", folder)
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            continue
 
 
 class ExactTargetExports:
@@ -91,7 +115,10 @@ class ExactTargetExports:
             ),
             sleep=sleep,
         )
-        self.workdir = Path(tempfile.mkdtemp(prefix="tap-emailtracking-et-", dir=temp_dir))
+        remove_abandoned_workdirs(Path(temp_dir or tempfile.gettempdir()))
+        self.workdir = Path(
+            tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-", dir=temp_dir)
+        )
         self._cleanup = weakref.finalize(self, shutil.rmtree, self.workdir, True)
         self._spools: dict[str, dict[str, Path]] = {}
         self._waiting: dict[str, set[str]] = {}
