@@ -58,6 +58,7 @@ class FileServers:
             timeout_seconds=5.0,
             tls_ca_file=str(self.ftps.ca_file) if protocol == "ftps" else None,
             sftp_known_hosts_file=str(self.known_hosts),
+            config_key="acme",
         )
         return replace(base, **overrides)
 

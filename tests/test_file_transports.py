@@ -179,7 +179,7 @@ def test_wrong_password_is_an_authentication_error_without_the_password(
     with site_for(settings, sleeps) as site, pytest.raises(AuthenticationError) as caught:
         site.download(BIG_NAME, tmp_path / "out.zip")
     error = caught.value
-    assert "acme.file_username / file_password" in str(error)
+    assert "acme.file_username / acme.file_password" in str(error)
     assert f"{protocol}://127.0.0.1:{settings.port}" in str(error)
     for secret in (wrong, PASSWORD):
         assert secret not in str(error)
@@ -331,7 +331,9 @@ def test_unreachable_site_is_retried_then_reported(
 
 
 def test_settings_are_checked_before_connecting() -> None:
-    settings = FileSiteSettings(protocol="sftp", host="", username="u", password=PASSWORD)
+    settings = FileSiteSettings(
+        protocol="sftp", host="", username="u", password=PASSWORD, config_key="acme"
+    )
     with pytest.raises(ConfigurationError, match=r"acme\.file_host"):
         open_file_site(settings, vendor=VENDOR)
     assert PASSWORD not in repr(settings)
