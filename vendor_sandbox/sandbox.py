@@ -15,25 +15,13 @@ from types import TracebackType
 from typing import Any
 
 from vendor_sandbox.exacttarget.api import ExactTargetApi
+from vendor_sandbox.exacttarget.data import KINDS as EXACTTARGET_KINDS
 from vendor_sandbox.exacttarget.data import ExactTargetDataset, ExactTargetDataSpec
 from vendor_sandbox.servers.faults import DownloadFaults
 from vendor_sandbox.servers.ftp import FtpServer
 from vendor_sandbox.servers.http import HttpServer
 from vendor_sandbox.servers.sftp import SftpServer
 
-# Stream kinds of the tap, as the sandbox's ground truth names them.
-EXACTTARGET_KINDS = (
-    "jobs",
-    "job_links",
-    "job_lists",
-    "subscribers",
-    "opens",
-    "clicks",
-    "bounces",
-    "unsubscribes",
-    "conversions",
-    "survey_responses",
-)
 EXACTTARGET_PATH = "/exacttarget/integrate.aspx"
 
 
