@@ -12,8 +12,9 @@ Creates `.venv` if it is missing, installs the project with its test tools
 3. `mypy` (files and strictness come from pyproject.toml)
 4. `pytest` (the whole suite; the tests start their own sandbox on free ports)
 
-Every check runs even when an earlier one fails, so one report shows everything; the exit code is
-the first non-zero one (0 when all pass). Only the standard library is used.
+Every check runs even when an earlier one fails, so one report shows everything; pytest runs
+last so its closing line ends the output. The exit code is the first non-zero one (0 when all
+pass). Only the standard library is used.
 """
 
 from __future__ import annotations
@@ -58,23 +59,25 @@ def main(pytest_args: list[str]) -> int:
         return code
 
     py = str(PYTHON)
-    checks = [
+    static_checks = [
         ("ruff check", [py, "-m", "ruff", "check", "."]),
         ("ruff format --check", [py, "-m", "ruff", "format", "--check", "."]),
         ("mypy", [py, "-m", "mypy"]),
-        ("pytest", [py, "-m", "pytest", *pytest_args]),
     ]
     results: list[tuple[str, int, float]] = []
-    for name, cmd in checks:
+    for name, cmd in static_checks:
         header(name)
         step_started = time.monotonic()
         results.append((name, run(cmd), time.monotonic() - step_started))
 
-    header("Summary")
+    header("Static checks")
     for name, code, seconds in results:
         verdict = "ok" if code == 0 else f"FAILED (exit code {code})"
         print(f"{name:<22} {verdict:<24} {seconds:6.1f} s")
-    print(f"{'total':<22} {'':<24} {time.monotonic() - started:6.1f} s")
+
+    # pytest runs last, so its own closing line ("N passed ...") is the last line of the run.
+    header(f"pytest (setup and static checks took {time.monotonic() - started:.1f} s)")
+    results.append(("pytest", run([py, "-m", "pytest", *pytest_args]), 0.0))
     return next((code for _, code, _ in results if code != 0), 0)
 
 
