@@ -7,15 +7,10 @@ emitted (the code after a generator's last `yield` runs only once the SDK has wr
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
-from functools import cache
-from importlib import resources
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from singer_sdk import Stream
-from singer_sdk.helpers.conform import TypeConformanceLevel
-
+from tap_emailtracking.streams import ExportStream, load_schema
 from tap_emailtracking.vendors.exacttarget import schemas
 from tap_emailtracking.windows import next_start
 
@@ -27,34 +22,17 @@ if TYPE_CHECKING:
 BOOKMARK = "next_window_start"
 
 
-@cache
-def load_schema(kind: str) -> dict[str, Any]:
-    """The JSON schema file of one stream (schemas/<kind>.json).
-
-    Handed to `Stream.__init__` as a dict rather than through a `StreamSchema` descriptor: the SDK
-    reads the schema twice per record, and the descriptor re-resolves it on every read.
-    """
-    text = resources.files(schemas).joinpath(f"{kind}.json").read_text(encoding="utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    return schema
-
-
-class ExactTargetStream(Stream):
+class ExactTargetStream(ExportStream):
     """A record type of the tracking export, windowed by activity date."""
 
     kind: ClassVar[str]
-    # The parser builds records schema-shaped and JSON-ready: conformance would only cost time.
-    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     def __init__(self, tap: TapEmailTracking) -> None:
-        super().__init__(tap, schema=load_schema(self.kind))
-        self.owner = tap
-        # Incremental by export window; the window bookmark is kept by this class, not by a key.
-        self.forced_replication_method = "INCREMENTAL"
+        super().__init__(tap, load_schema(schemas, self.kind))
 
     def bookmark(self) -> str | None:
         """The first day this stream has not fully emitted (None: start from start_date)."""
-        if self.replication_method == "FULL_TABLE":
+        if self.full_table:
             return None
         value = self.stream_state.get(BOOKMARK)
         return str(value) if value else None
@@ -73,24 +51,10 @@ class ExactTargetStream(Stream):
             )
         for window in windows:
             yield from exports.records(self.kind, window, stream=self.name)
-            self.stream_state[BOOKMARK] = next_start(window, exports.today()).isoformat()
+            self.commit(BOOKMARK, next_start(window, exports.today()).isoformat())
             exports.committed(self.kind, window)
-            self.owner.checkpoint()
         self.owner.stream_finished(self.name)
         exports.finish_stream(self.kind)
-
-    def get_batch_config(self, config: Mapping[str, Any]) -> None:
-        """Never BATCH (see `TapEmailTracking.capabilities`): RECORDs keep STATE honest."""
-        return
-
-    def generate_child_contexts(
-        self, record: dict[str, Any], context: Context | None
-    ) -> Iterable[Context | None]:
-        """No child streams: skip the SDK's per-record child-context machinery."""
-        return ()
-
-    def _increment_stream_state(self, latest_record: Any, *, context: Any = None) -> None:
-        """Bookmarks move per window in `get_records`, never per record."""
 
 
 def _stream(kind: str, keys: tuple[str, ...]) -> type[ExactTargetStream]:
