@@ -9,14 +9,10 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tap_emailtracking.vendors.exacttarget.export import (
-    LEDGER_NAME,
-    WORKDIR_PREFIX,
-    ExactTargetExports,
-    remove_abandoned_workdirs,
-)
+from tap_emailtracking.vendors.exacttarget.export import LEDGER_NAME, ExactTargetExports
 from tap_emailtracking.vendors.exacttarget.settings import ExactTargetSettings
 from tap_emailtracking.windows import DateWindow
+from tap_emailtracking.workdirs import PREFIX, remove_abandoned_workdirs
 
 
 def exports(
@@ -103,8 +99,8 @@ def test_send_ranges_reach_back_or_are_left_out() -> None:
 def test_folders_of_killed_runs_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    abandoned = tmp_path / f"{WORKDIR_PREFIX}{dead.pid}-abc"
-    live = tmp_path / f"{WORKDIR_PREFIX}{os.getppid()}-def"
+    abandoned = tmp_path / f"{PREFIX}et-{dead.pid}-abc"
+    live = tmp_path / f"{PREFIX}acoustic-{os.getppid()}-def"
     unrelated = tmp_path / "something-else"
     for folder in (abandoned, live, unrelated):
         folder.mkdir()

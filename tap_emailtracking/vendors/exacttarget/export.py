@@ -14,12 +14,8 @@ because the same file would fail again); a network failure keeps it (the next ru
 from __future__ import annotations
 
 import logging
-import os
 import re
-import shutil
-import tempfile
 import time
-import weakref
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -41,33 +37,11 @@ from tap_emailtracking.vendors.exacttarget.client import (
 from tap_emailtracking.vendors.exacttarget.parser import ExportParser
 from tap_emailtracking.vendors.exacttarget.settings import ExactTargetSettings
 from tap_emailtracking.windows import DateWindow, plan_windows
+from tap_emailtracking.workdirs import make_workdir
 
 LOGGER = logging.getLogger("tap_emailtracking.exacttarget")
 LEDGER_NAME = "_exacttarget_batches"
-WORKDIR_PREFIX = "tap-emailtracking-et-"
 PROGRESS_EVERY = 250_000
-
-
-def remove_abandoned_workdirs(parent: Path) -> None:
-    """Delete download/spool folders left by killed runs (their process no longer exists).
-
-    A normal exit removes its own folder; a SIGKILL cannot. Folders are named with the owner's
-    pid; on POSIX a folder whose pid is gone is removed. Elsewhere nothing is removed (there is
-    no harmless way to probe a pid).
-    """
-    if os.name != "posix":
-        return
-    for folder in parent.glob(f"{WORKDIR_PREFIX}*-*"):
-        pid_text = folder.name[len(WORKDIR_PREFIX) :].split("-", 1)[0]
-        if not pid_text.isdigit() or int(pid_text) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid_text), 0)
-        except ProcessLookupError:
-            LOGGER.info("ExactTarget: removing %s, left by a run that was killed", folder)
-            shutil.rmtree(folder, ignore_errors=True)
-        except PermissionError:
-            continue
 
 
 class ExactTargetExports:
@@ -115,11 +89,7 @@ class ExactTargetExports:
             ),
             sleep=sleep,
         )
-        remove_abandoned_workdirs(Path(temp_dir or tempfile.gettempdir()))
-        self.workdir = Path(
-            tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-", dir=temp_dir)
-        )
-        self._cleanup = weakref.finalize(self, shutil.rmtree, self.workdir, True)
+        self.workdir = make_workdir(self, "et", temp_dir)
         self._spools: dict[str, dict[str, Path]] = {}
         self._waiting: dict[str, set[str]] = {}
         self._used_units: set[str] = set()
@@ -305,6 +275,5 @@ class ExactTargetExports:
                     self.ledger.drop(unit)
 
     def close(self) -> None:
-        """Remove temporary files and close connections."""
+        """Close connections (the work folder goes with this object)."""
         self.http.close()
-        self._cleanup()
