@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Protocol
@@ -47,11 +47,19 @@ class JobStatus:
     detail: str | None = None
 
 
+@dataclass(frozen=True)
+class Submission:
+    """A started job: its id, and its result's location when the vendor says so at once."""
+
+    job_id: str
+    result: str | None = None
+
+
 class ExportJob(Protocol):
     """What a vendor client provides for one unit of work."""
 
-    def submit(self) -> str:
-        """Start the export; return the vendor's job id."""
+    def submit(self) -> str | Submission:
+        """Start the export; return the vendor's job id (or a `Submission`)."""
         ...
 
     def check(self, job_id: str) -> JobStatus:
@@ -149,11 +157,22 @@ class JobRunner:
                 entry.get("submitted_at", "an earlier run"),
             )
         else:
-            job_id = job.submit()
+            submitted = job.submit()
+            if isinstance(submitted, str):
+                submitted = Submission(submitted)
+            job_id = submitted.job_id
+            info = dict(unit_info or {})
+            if submitted.result is not None:
+                info["result"] = submitted.result
             submitted_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            self.ledger.put(unit, job_id, submitted_at=submitted_at, **(unit_info or {}))
+            self.ledger.put(unit, job_id, submitted_at=submitted_at, **info)
             LOGGER.info("%s: submitted job %s for %s", self.vendor, job_id, label)
-        return self._wait(unit, job, job_id, stream=stream, label=label)
+        status = self._wait(unit, job, job_id, stream=stream, label=label)
+        if status.result is None:
+            known = (self.ledger.get(unit) or {}).get("result")
+            if known:
+                status = replace(status, result=str(known))
+        return status
 
     def _wait(
         self, unit: str, job: ExportJob, job_id: str, *, stream: str | None, label: str

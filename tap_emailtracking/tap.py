@@ -23,6 +23,11 @@ from singer_sdk.helpers.capabilities import (
 
 from tap_emailtracking import redaction
 from tap_emailtracking.errors import ConfigurationError
+from tap_emailtracking.vendors.acoustic.export import AcousticExports
+from tap_emailtracking.vendors.acoustic.settings import CONFIG_SCHEMA_DICT as ACOUSTIC_SCHEMA
+from tap_emailtracking.vendors.acoustic.settings import DESCRIPTION as ACOUSTIC_DESCRIPTION
+from tap_emailtracking.vendors.acoustic.settings import AcousticSettings
+from tap_emailtracking.vendors.acoustic.streams import AcousticEmailEventsStream
 from tap_emailtracking.vendors.exacttarget.export import ExactTargetExports
 from tap_emailtracking.vendors.exacttarget.settings import CONFIG_SCHEMA as EXACTTARGET_SCHEMA
 from tap_emailtracking.vendors.exacttarget.settings import DESCRIPTION as EXACTTARGET_DESCRIPTION
@@ -67,7 +72,7 @@ def _day(value: str, setting: str) -> date:
 
 
 class TapEmailTracking(Tap):
-    """Complete email-tracking exports from ExactTarget (more vendors to come)."""
+    """Complete email-tracking exports from ExactTarget and Acoustic (more vendors to come)."""
 
     name = "tap-emailtracking"
     message_writer_class = StateFlushingWriter
@@ -105,12 +110,18 @@ class TapEmailTracking(Tap):
         ),
         th.Property("exacttarget", EXACTTARGET_SCHEMA, description=EXACTTARGET_DESCRIPTION),
     ).to_dict()
+    # Added as a dict: its schema carries limits (maxItems) the typing helpers cannot express.
+    config_jsonschema["properties"]["acoustic"] = {
+        **ACOUSTIC_SCHEMA,
+        "description": ACOUSTIC_DESCRIPTION,
+    }
 
     def __init__(self, *args: Any, config: Any = None, **kwargs: Any) -> None:
         redaction.register_secrets(redaction.secrets_in_config(_raw_config(config)))
         redaction.register_secrets(redaction.secrets_in_environment(ENV_PREFIX))
         redaction.install_log_redaction()
         self._exacttarget: ExactTargetExports | None = None
+        self._acoustic: AcousticExports | None = None
         self._finished: set[str] = set()
         super().__init__(*args, config=config, **kwargs)
         redaction.register_secrets(redaction.secrets_in_config(dict(self.config)))
@@ -121,6 +132,8 @@ class TapEmailTracking(Tap):
         streams: list[Stream] = []
         if self.config.get("exacttarget"):
             streams += [stream_type(self) for stream_type in EXACTTARGET_STREAMS]
+        if self.config.get("acoustic"):
+            streams.append(AcousticEmailEventsStream(self))
         return streams
 
     def checkpoint(self) -> None:
@@ -151,6 +164,20 @@ class TapEmailTracking(Tap):
                 temp_dir=self.config.get("temp_dir") or os.environ.get("TMPDIR"),
             )
         return self._exacttarget
+
+    def acoustic_exports(self) -> AcousticExports:
+        """The Acoustic source (OAuth client, SFTP, job ledger), created on first use."""
+        if self._acoustic is None:
+            end = self.config.get("end_date")
+            self._acoustic = AcousticExports(
+                AcousticSettings.from_config(self.config["acoustic"]),
+                state=cast(dict[str, Any], self.state),
+                checkpoint=self.checkpoint,
+                start_date=_day(str(self.config["start_date"]), "start_date"),
+                end_date=None if end is None else _day(str(end), "end_date"),
+                temp_dir=self.config.get("temp_dir") or os.environ.get("TMPDIR"),
+            )
+        return self._acoustic
 
     def _bookmark_of(self, stream_name: str) -> str | None:
         stream = self.streams.get(stream_name)

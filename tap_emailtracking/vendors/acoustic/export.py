@@ -1,0 +1,367 @@
+"""Acoustic's units of work: BEX files on SFTP (standing export), or RRDE jobs per date window.
+
+BEX: the definition is read (or created/updated when `manage_job_definition` is on), the SFTP
+folder is listed twice `file_settle_seconds` apart, and files of the definition whose size and time
+did not move are read oldest first (by the time in the name). Files still being written are left
+for the next run; files the marker says are done are skipped.
+
+Raw Recipient Data Export: each activity window runs one job through the shared job lifecycle
+(job id and result file name in state before polling), then the ZIP'd CSV is read from the SFTP
+folder.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import re
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import IO, Any, cast
+
+from tap_emailtracking.errors import CorruptFileError
+from tap_emailtracking.formats.delimited import DELIMITERS, DelimitedReader, sniff_container
+from tap_emailtracking.formats.zip import open_verified_zip
+from tap_emailtracking.jobs import (
+    JobLedger,
+    JobRunner,
+    JobState,
+    JobStatus,
+    PollPolicy,
+    Submission,
+)
+from tap_emailtracking.timestamps import LocalTimeFormatter, zone
+from tap_emailtracking.transports.files import FileSite, FileSiteSettings, open_file_site
+from tap_emailtracking.vendors.acoustic.bex import (
+    BexFile,
+    Definition,
+    FileMarker,
+    candidates,
+    ensure_definition,
+    settled,
+)
+from tap_emailtracking.vendors.acoustic.client import VENDOR, AcousticClient, find_first, xml_text
+from tap_emailtracking.vendors.acoustic.rows import RowMapper, map_rows
+from tap_emailtracking.vendors.acoustic.settings import AcousticSettings
+from tap_emailtracking.windows import DateWindow, plan_windows
+from tap_emailtracking.workdirs import make_workdir
+
+LOGGER = logging.getLogger("tap_emailtracking.acoustic")
+LEDGER_NAME = "_acoustic_jobs"
+RRDE_EVENT_ELEMENTS: dict[str, tuple[str, ...]] = {
+    "emailSend": ("SENT",),
+    "emailOpen": ("OPENS",),
+    "emailClick": ("CLICKS",),
+    "emailBounce": ("HARD_BOUNCES", "SOFT_BOUNCES", "MAIL_BLOCKS"),
+    "emailOptOut": ("OPTOUTS",),
+    "emailSuppressed": ("SUPPRESSED",),
+}
+RRDE_STATUS = {
+    "WAITING": JobState.PENDING,
+    "RUNNING": JobState.RUNNING,
+    "COMPLETE": JobState.DONE,
+    "ERROR": JobState.FAILED,
+    "CANCELED": JobState.FAILED,
+    "CANCELLED": JobState.FAILED,
+}
+
+
+class AcousticExports:
+    """Everything one sync needs from Acoustic, created on first use."""
+
+    def __init__(
+        self,
+        settings: AcousticSettings,
+        *,
+        state: dict[str, Any],
+        checkpoint: Callable[[], None],
+        start_date: date,
+        end_date: date | None,
+        temp_dir: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ) -> None:
+        self.settings = settings
+        self.start_date = start_date
+        self.end_date = end_date
+        self._sleep = sleep
+        self._now = now
+        self.client = AcousticClient(settings)
+        self.tz = zone(settings.timezone)
+        self.formatter = LocalTimeFormatter(self.tz)
+        self.workdir = make_workdir(self, "acoustic", temp_dir)
+        self._definition: Definition | None = None
+        self.ledger = JobLedger(state, LEDGER_NAME, checkpoint)
+        self.runner = JobRunner(
+            vendor=VENDOR,
+            ledger=self.ledger,
+            policy=PollPolicy(
+                interval_seconds=settings.poll_interval_seconds,
+                max_interval_seconds=settings.poll_max_interval_seconds,
+                deadline_seconds=settings.job_deadline_seconds,
+            ),
+            sleep=sleep,
+        )
+        self.skipped_rows = 0
+
+    # -- shared -------------------------------------------------------------------------------
+
+    def file_site(self, stream: str) -> FileSite:
+        """The SFTP folder; with user `oauth` the current access token is the password."""
+        s = self.settings
+        password = (
+            self.client.auth.token(stream=stream)
+            if s.sftp_username == "oauth"
+            else str(s.sftp_password)
+        )
+        return open_file_site(
+            FileSiteSettings(
+                protocol="sftp",
+                host=s.sftp_host,
+                port=s.sftp_port,
+                username=s.sftp_username,
+                password=password,
+                folder=s.sftp_folder,
+                timeout_seconds=s.request_timeout_seconds,
+                sftp_known_hosts_file=s.sftp_known_hosts_file,
+                sftp_host_key_check=s.sftp_host_key_check,
+                max_attempts=s.max_attempts,
+                config_key="acoustic",
+            ),
+            vendor=VENDOR,
+            stream=stream,
+            sleep=self._sleep,
+        )
+
+    def _rows(
+        self,
+        path: Path,
+        *,
+        kind: str,
+        delimiter: str,
+        custom_columns: tuple[str, ...],
+        name: str,
+        stream: str,
+    ) -> Iterator[dict[str, Any]]:
+        """Records of a downloaded file, whatever its container (ZIP, gzip or plain)."""
+        with ExitStack() as stack:
+            with path.open("rb") as probe:
+                container = sniff_container(probe.read(4))
+            handle: IO[bytes]
+            if container == "zip":
+                members = stack.enter_context(
+                    open_verified_zip(path, vendor=VENDOR, stream=stream, subject=name)
+                )
+                member_name, archive = members[0]
+                handle = stack.enter_context(archive.open(member_name))
+            elif container == "gzip":
+                handle = cast(IO[bytes], stack.enter_context(gzip.GzipFile(path, "rb")))
+            else:
+                handle = stack.enter_context(path.open("rb"))
+            reader = DelimitedReader(
+                handle,
+                delimiter=delimiter,
+                vendor=VENDOR,
+                stream_name=stream,
+                subject=name,
+                on_bad_row=self.settings.on_bad_row,
+            )
+            if not reader.header:
+                return
+            mapper = RowMapper(
+                reader.header,
+                kind=kind,
+                custom_columns=custom_columns,
+                formatter=self.formatter,
+                file_name=name,
+                stream=stream,
+            )
+            wanted = set(self.settings.event_types)
+            try:
+                yield from map_rows(reader.rows(), mapper, wanted=lambda t: t in wanted)
+            except (OSError, EOFError, zipfile.BadZipFile) as exc:
+                raise CorruptFileError(
+                    f"the file could not be read to its end ({exc})",
+                    vendor=VENDOR,
+                    stream=stream,
+                    subject=name,
+                    action="re-run the sync: the file is downloaded again",
+                ) from None
+            if reader.skipped_rows:
+                self.skipped_rows += reader.skipped_rows
+                LOGGER.warning(
+                    "Acoustic: %s: %d malformed row(s) skipped (on_bad_row: skip)",
+                    name,
+                    reader.skipped_rows,
+                )
+
+    # -- BEX ----------------------------------------------------------------------------------
+
+    def definition(self, stream: str) -> Definition:
+        """The BEX job definition in force (read, or created/updated once per sync)."""
+        if self._definition is None:
+            self._definition = ensure_definition(self.client, self.settings, stream=stream)
+        return self._definition
+
+    def pending_files(self, marker: FileMarker, *, stream: str) -> list[BexFile]:
+        """Finished files of the definition that are not done yet, oldest first."""
+        definition = self.definition(stream)
+        with self.file_site(stream) as site:
+            first = site.list_files()
+            if self.settings.file_settle_seconds > 0:
+                self._sleep(self.settings.file_settle_seconds)
+                second = site.list_files()
+                ready = settled(first, second)
+            else:
+                second = first
+                ready = {f.name for f in second}
+        found = candidates(second, definition)
+        for name in sorted(set(found) - ready):
+            LOGGER.info("Acoustic: %s is still being written; left for the next run", name)
+        pending = sorted(f for n, f in found.items() if n in ready and not marker.is_done(f))
+        LOGGER.info(
+            "Acoustic: %d BEX file(s) of definition %s in %s, %d to read",
+            len(found),
+            definition.definition_id,
+            self.settings.sftp_folder,
+            len(pending),
+        )
+        return pending
+
+    def bex_records(self, file: BexFile, *, stream: str) -> Iterator[dict[str, Any]]:
+        """Every record of one BEX file."""
+        definition = self.definition(stream)
+        local = self.workdir / re.sub(r"[^A-Za-z0-9_.-]", "_", file.name)
+        try:
+            with self.file_site(stream) as site:
+                site.download(file.name, local)
+            extension = Path(file.name.lower().removesuffix(".gz").removesuffix(".zip")).suffix
+            fmt = {".csv": "CSV", ".psv": "PSV", ".tsv": "TSV"}.get(
+                extension, definition.file_format
+            )
+            started = time.monotonic()
+            count = 0
+            for record in self._rows(
+                local,
+                kind="bex",
+                delimiter=DELIMITERS[fmt],
+                custom_columns=definition.custom_columns,
+                name=file.name,
+                stream=stream,
+            ):
+                count += 1
+                yield record
+            LOGGER.info(
+                "Acoustic: %s: %d records in %.1f s", file.name, count, time.monotonic() - started
+            )
+        finally:
+            local.unlink(missing_ok=True)
+
+    # -- Raw Recipient Data Export ------------------------------------------------------------
+
+    def today(self) -> date:
+        """The org's current calendar day."""
+        return self._now().astimezone(self.tz).date()
+
+    def plan(self, bookmark: str | None) -> list[DateWindow]:
+        """Activity windows from the bookmark (less the lookback) or start_date to today."""
+        last = self.today() if self.end_date is None else min(self.end_date, self.today())
+        first = self.start_date
+        if bookmark:
+            first = max(
+                first, date.fromisoformat(bookmark) - timedelta(days=self.settings.lookback_days)
+            )
+        return list(plan_windows(first, last, self.settings.window_days))
+
+    def raw_records(self, window: DateWindow, *, stream: str) -> Iterator[dict[str, Any]]:
+        """Run (or resume) the window's RawRecipientDataExport job and read its file."""
+        unit = window.key()
+        job = RawRecipientJob(self, window, stream=stream)
+        status = self.runner.run(
+            unit,
+            job,
+            stream=stream,
+            label=f"activity {window.start} to {window.end}",
+            unit_info={"activity_start": window.start.isoformat()},
+        )
+        file_name = str(status.result or "")
+        local = self.workdir / re.sub(r"[^A-Za-z0-9_.-]", "_", file_name or unit)
+        try:
+            try:
+                with self.file_site(stream) as site:
+                    site.download(file_name, local)
+            except CorruptFileError:
+                self.ledger.drop(unit)
+                raise
+            try:
+                yield from self._rows(
+                    local,
+                    kind="rrde",
+                    delimiter=",",
+                    custom_columns=self.settings.custom_columns,
+                    name=file_name,
+                    stream=stream,
+                )
+            except CorruptFileError:
+                self.ledger.drop(unit)  # the same file would fail again: ask for a new export
+                raise
+        finally:
+            local.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Close connections (the work folder goes with this object)."""
+        self.client.close()
+
+
+class RawRecipientJob:
+    """One window's RawRecipientDataExport, as the shared job lifecycle sees it."""
+
+    def __init__(self, exports: AcousticExports, window: DateWindow, *, stream: str) -> None:
+        self.exports = exports
+        self.window = window
+        self.stream = stream
+
+    def submit(self) -> Submission:
+        s = self.exports.settings
+        events = "".join(
+            f"<{element}/>"
+            for event_type in s.event_types
+            for element in RRDE_EVENT_ELEMENTS[event_type]
+        )
+        columns = "".join(f"<COLUMN><NAME>{xml_text(c)}</NAME></COLUMN>" for c in s.custom_columns)
+        start, end = self.window.start, self.window.end
+        inner = (
+            f"<EVENT_DATE_START>{start:%m/%d/%Y} 00:00:00</EVENT_DATE_START>"
+            f"<EVENT_DATE_END>{end:%m/%d/%Y} 23:59:59</EVENT_DATE_END>"
+            "<MOVE_TO_FTP/><EXPORT_FORMAT>0</EXPORT_FORMAT>"
+            + events
+            + (f"<COLUMNS>{columns}</COLUMNS>" if columns else "")
+        )
+        document = self.exports.client.xml_call("RawRecipientDataExport", inner, stream=self.stream)
+        job_id = find_first(document, "JOB_ID")
+        file_path = find_first(document, "FILE_PATH")
+        if not job_id or not file_path:
+            raise CorruptFileError(
+                "RawRecipientDataExport answered without JOB_ID or FILE_PATH",
+                vendor=VENDOR,
+                stream=self.stream,
+                subject=f"window {self.window.key()}",
+                action="re-run; if it repeats, contact Acoustic support",
+            )
+        # FILE_PATH is bare or prefixed with /download/ (both seen): a name in the folder.
+        return Submission(job_id, result=file_path.removeprefix("/download/").lstrip("/"))
+
+    def check(self, job_id: str) -> JobStatus:
+        document = self.exports.client.xml_call(
+            "GetJobStatus", f"<JOB_ID>{xml_text(job_id)}</JOB_ID>", stream=self.stream
+        )
+        raw = (find_first(document, "JOB_STATUS") or "").upper()
+        return JobStatus(
+            RRDE_STATUS.get(raw, JobState.UNKNOWN),
+            raw or "(empty)",
+            detail=find_first(document, "JOB_DESCRIPTION"),
+        )

@@ -1,0 +1,1 @@
+"""JSON schemas, one file per Acoustic stream."""
