@@ -4,6 +4,9 @@ It listens on fixed ports (the ones meltano.yml's `sandbox` environment uses), w
 config (`tap-config.json`), the ground truth (`ground-truth.json`, rows per stream a full sync must
 deliver), the SFTP known_hosts file and the FTPS CA certificate into the folder, then serves until
 interrupted. `ready` in the folder tells scripts the servers are up.
+
+`--vendors` picks the vendors the config and the ground truth cover (default: all of them);
+Acoustic runs in BEX mode, its files already in the SFTP folder `/download`.
 """
 
 from __future__ import annotations
@@ -15,8 +18,19 @@ import sys
 import threading
 from pathlib import Path
 
+from vendor_sandbox.acoustic.data import AcousticDataset, AcousticDataSpec
 from vendor_sandbox.exacttarget.data import ExactTargetDataset, ExactTargetDataSpec
-from vendor_sandbox.sandbox import DEMO_PORTS, Sandbox, SandboxPorts
+from vendor_sandbox.sandbox import DEMO_PORTS, VENDORS, Sandbox, SandboxPorts
+
+
+def _vendors(raw: str) -> tuple[str, ...]:
+    chosen = tuple(v.strip().lower() for v in raw.split(",") if v.strip())
+    unknown = sorted(set(chosen) - set(VENDORS))
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated list of {', '.join(VENDORS)}; got {raw!r}"
+        )
+    return chosen
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +43,18 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=0,
         help="approximate ExactTarget events to generate (default: a small, edge-case-rich set)",
+    )
+    serve.add_argument(
+        "--acoustic-events",
+        type=int,
+        default=0,
+        help="approximate Acoustic events to generate (default: 40 an hour for 7 days)",
+    )
+    serve.add_argument(
+        "--vendors",
+        type=_vendors,
+        default=VENDORS,
+        help=f"vendors in tap-config.json and ground-truth.json (default: {','.join(VENDORS)})",
     )
     serve.add_argument("--seed", type=int, default=1)
     serve.add_argument("--protocol", choices=["sftp", "ftp", "ftps"], default="sftp")
@@ -45,22 +71,33 @@ def main(argv: list[str] | None = None) -> int:
         if args.events
         else ExactTargetDataSpec(seed=args.seed)
     )
+    acoustic = (
+        AcousticDataset.sized(args.acoustic_events, seed=args.seed).spec
+        if args.acoustic_events
+        else AcousticDataSpec(seed=args.seed)
+    )
     sandbox = Sandbox(
-        root, exacttarget=spec, ports=SandboxPorts() if args.free_ports else DEMO_PORTS
+        root,
+        exacttarget=spec,
+        acoustic=acoustic,
+        ports=SandboxPorts() if args.free_ports else DEMO_PORTS,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     with sandbox:
         (root / "tap-config.json").write_text(
-            json.dumps(sandbox.tap_config(args.protocol), indent=2), encoding="utf-8"
+            json.dumps(sandbox.tap_config(args.protocol, vendors=args.vendors), indent=2),
+            encoding="utf-8",
         )
         (root / "ground-truth.json").write_text(
-            json.dumps(sandbox.ground_truth_counts(), indent=2), encoding="utf-8"
+            json.dumps(sandbox.ground_truth_counts(vendors=args.vendors), indent=2),
+            encoding="utf-8",
         )
         (root / "ready").write_text(sandbox.http.url, encoding="utf-8")
         print(
-            f"vendor sandbox ready: HTTP {sandbox.http.url}, SFTP {sandbox.sftp.port}, "
+            f"vendor sandbox ready ({', '.join(args.vendors)}): HTTP {sandbox.http.url}, "
+            f"SFTP {sandbox.sftp.port}, "
             f"FTP {sandbox.ftp.port}, FTPS {sandbox.ftps.port}; config in {root}",
             flush=True,
         )

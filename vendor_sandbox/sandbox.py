@@ -3,17 +3,30 @@
 Tests start one on free ports; the newcomer's demo (`python -m vendor_sandbox serve`) starts one on
 fixed ports so meltano.yml can point at it. The sandbox knows the ground truth of everything it
 serves, so a sync can be checked record for record.
+
+Vendors: ExactTarget (XML API at `/exacttarget/integrate.aspx`, result files in the file sites'
+root) and Acoustic Campaign (OAuth, BEX REST and XML API under `/acoustic/`, files in the SFTP
+folder `/download`, SFTP login also as `oauth` + access token). `tap_config()` includes a vendor's
+settings only when `vendors` names it (default: ExactTarget only).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from vendor_sandbox.acoustic.api import AcousticApi
+from vendor_sandbox.acoustic.data import (
+    DEFAULT_EXPORT_FILE_NAME,
+    EVENT_TYPES,
+    MAILING_TYPES,
+    AcousticDataset,
+    AcousticDataSpec,
+)
 from vendor_sandbox.exacttarget.api import ExactTargetApi
 from vendor_sandbox.exacttarget.data import KINDS as EXACTTARGET_KINDS
 from vendor_sandbox.exacttarget.data import ExactTargetDataset, ExactTargetDataSpec
@@ -23,6 +36,8 @@ from vendor_sandbox.servers.http import HttpServer
 from vendor_sandbox.servers.sftp import SftpServer
 
 EXACTTARGET_PATH = "/exacttarget/integrate.aspx"
+ACOUSTIC_PREFIX = "/acoustic"
+VENDORS = ("exacttarget", "acoustic")
 
 
 @dataclass(frozen=True)
@@ -46,6 +61,31 @@ class SandboxCredentials:
     et_password: str = "sandbox-et-pass-7d1c"
     file_username: str = "sandbox-files"
     file_password: str = "sandbox-files-pass-42ab"
+    acoustic_client_id: str = "sandbox-acoustic-client"
+    acoustic_client_secret: str = "sandbox-acoustic-secret-5e2f"
+    acoustic_refresh_token: str = "sandbox-acoustic-refresh-91ac"
+    acoustic_ftp_user: str = "admin@example.com"  # the org admin: ftpUserId and SFTP login
+    acoustic_ftp_password: str = "sandbox-acoustic-ftp-pass-3b7d"
+
+
+@dataclass(frozen=True)
+class AcousticBexSetup:
+    """The BEX job definition the sandbox's org already has when it starts.
+
+    Pass `acoustic_bex=None` to `Sandbox` for an org without one (the tap must create it:
+    `manage_job_definition`). Event and mailing types are listed in full, as the tap sends them.
+    """
+
+    file_format: str = "CSV"
+    job_frequency_hours: int = 4
+    export_file_name: str = DEFAULT_EXPORT_FILE_NAME
+    event_types: tuple[str, ...] = EVENT_TYPES
+    mailing_types: tuple[str, ...] = MAILING_TYPES
+    custom_columns: tuple[str, ...] | None = None  # None: every column of the database
+
+
+DEFAULT_ACOUSTIC_SPEC = AcousticDataSpec()
+DEFAULT_ACOUSTIC_BEX = AcousticBexSetup()
 
 
 class _Router:
@@ -78,7 +118,18 @@ class Sandbox:
         credentials: SandboxCredentials | None = None,
         ports: SandboxPorts | None = None,
         inquiries_until_complete: int = 2,
+        acoustic: AcousticDataSpec | None = DEFAULT_ACOUSTIC_SPEC,
+        acoustic_bex: AcousticBexSetup | None = DEFAULT_ACOUSTIC_BEX,
+        acoustic_files_until: datetime | None = None,
+        rrde_polls_until_complete: int = 3,
     ) -> None:
+        """Build every server (nothing listens before `start`).
+
+        Acoustic (unless `acoustic` is None): with `acoustic_bex` the org has that BEX definition
+        and its files up to `acoustic_files_until` (default: the end of the data) are in
+        `/download` at once; creating or updating a definition through the API rotates up to
+        the same time.
+        """
         self.root = root
         self.files_root = root / "files"
         self.files_root.mkdir(parents=True, exist_ok=True)
@@ -97,6 +148,28 @@ class Sandbox:
         )
         router = _Router()
         router.routes.append(("/exacttarget/", self.et_api))
+        self.acoustic_spec = acoustic
+        self.acoustic_bex = acoustic_bex
+        self.acoustic_dataset: AcousticDataset | None = None
+        self.acoustic_api: AcousticApi | None = None
+        if acoustic is not None:
+            self.acoustic_dataset = AcousticDataset(acoustic)
+            until = acoustic_files_until or self.acoustic_dataset.data_end
+            self.acoustic_api = AcousticApi(
+                self.acoustic_dataset,
+                self.files_root,
+                client_id=creds.acoustic_client_id,
+                client_secret=creds.acoustic_client_secret,
+                refresh_token=creds.acoustic_refresh_token,
+                ftp_user_id=creds.acoustic_ftp_user,
+                ftp_password=creds.acoustic_ftp_password,
+                prefix=ACOUSTIC_PREFIX,
+                polls_until_complete=rrde_polls_until_complete,
+                auto_rotate_until=until,
+            )
+            if acoustic_bex is not None:
+                self.acoustic_api.create_definition(self._acoustic_definition(acoustic_bex))
+            router.routes.append((ACOUSTIC_PREFIX + "/", self.acoustic_api))
         self.http = HttpServer(router, port=ports.http)
         self.sftp = SftpServer(
             self.files_root,
@@ -104,6 +177,8 @@ class Sandbox:
             creds.file_password,
             faults=self.download_faults,
             port=ports.sftp,
+            password_check=self.acoustic_api.sftp_password_check if self.acoustic_api else None,
+            on_access=self.acoustic_api.sftp_access if self.acoustic_api else None,
         )
         self.ftp = FtpServer(
             self.files_root,
@@ -177,12 +252,36 @@ class Sandbox:
         config.update(overrides)
         return config
 
-    def tap_config(self, protocol: str = "sftp", **exacttarget: Any) -> dict[str, Any]:
-        """A complete tap config covering the sandbox's whole data range."""
+    def tap_config(
+        self,
+        protocol: str = "sftp",
+        *,
+        vendors: Iterable[str] = ("exacttarget",),
+        acoustic_mode: str = "bex",
+        acoustic_overrides: dict[str, Any] | None = None,
+        **exacttarget: Any,
+    ) -> dict[str, Any]:
+        """A complete tap config covering the whole data range of the `vendors` it includes.
+
+        `protocol` and `**exacttarget` shape the ExactTarget settings; `acoustic_mode` and
+        `acoustic_overrides` the Acoustic ones (see `acoustic_config`).
+        """
+        chosen = self._vendors(vendors)
+        starts, ends = [], []
+        config: dict[str, Any] = {}
+        if "exacttarget" in chosen:
+            starts.append(self.et_spec.start)
+            ends.append(self.et_spec.end)
+            config["exacttarget"] = self.exacttarget_config(protocol, **exacttarget)
+        if "acoustic" in chosen:
+            spec = self._acoustic_parts()[0].spec
+            starts.append(spec.start)
+            ends.append(spec.end)
+            config["acoustic"] = self.acoustic_config(acoustic_mode, **(acoustic_overrides or {}))
         return {
-            "start_date": self.et_spec.start.isoformat(),
-            "end_date": self.et_spec.end.isoformat(),
-            "exacttarget": self.exacttarget_config(protocol, **exacttarget),
+            "start_date": min(starts).isoformat(),
+            "end_date": max(ends).isoformat(),
+            **config,
         }
 
     def exacttarget_ranges(self) -> dict[str, Any]:
@@ -197,7 +296,156 @@ class Sandbox:
         """Every record a full sync must deliver, in the sandbox's raw vocabulary."""
         return self.et_dataset.truth(**self.exacttarget_ranges())
 
-    def ground_truth_counts(self) -> dict[str, int]:
-        """Rows per tap stream a full sync must deliver."""
-        counts = self.et_dataset.counts(**self.exacttarget_ranges())
-        return {f"exacttarget_{kind}": counts[kind] for kind in EXACTTARGET_KINDS}
+    def ground_truth_counts(self, vendors: Iterable[str] = ("exacttarget",)) -> dict[str, int]:
+        """Rows per tap stream a full sync (of `tap_config(vendors=...)`) must deliver.
+
+        Acoustic counts the rows of the BEX files in `/download` now (the default mode).
+        """
+        chosen = self._vendors(vendors)
+        out: dict[str, int] = {}
+        if "exacttarget" in chosen:
+            counts = self.et_dataset.counts(**self.exacttarget_ranges())
+            out.update({f"exacttarget_{kind}": counts[kind] for kind in EXACTTARGET_KINDS})
+        if "acoustic" in chosen:
+            out["acoustic_email_events"] = len(self.acoustic_truth("bex"))
+        return out
+
+    # -- Acoustic -------------------------------------------------------------------------------
+
+    def _vendors(self, vendors: Iterable[str]) -> tuple[str, ...]:
+        chosen = tuple(vendors)
+        unknown = set(chosen) - set(VENDORS)
+        if unknown:
+            raise ValueError(f"unknown vendors {sorted(unknown)}; known: {', '.join(VENDORS)}")
+        if "acoustic" in chosen and self.acoustic_api is None:
+            raise ValueError("this sandbox was built with acoustic=None")
+        return chosen
+
+    def _acoustic_parts(self) -> tuple[AcousticDataset, AcousticApi]:
+        if self.acoustic_dataset is None or self.acoustic_api is None:
+            raise ValueError("this sandbox was built with acoustic=None")
+        return self.acoustic_dataset, self.acoustic_api
+
+    def _acoustic_setup(self) -> AcousticBexSetup:
+        return self.acoustic_bex or AcousticBexSetup()
+
+    def _acoustic_columns(self, setup: AcousticBexSetup) -> tuple[str, ...]:
+        dataset = self._acoustic_parts()[0]
+        if setup.custom_columns is None:
+            return dataset.spec.custom_columns
+        return setup.custom_columns
+
+    def _acoustic_definition(self, setup: AcousticBexSetup) -> dict[str, Any]:
+        """The BEX job definition body (as POSTed) of a setup."""
+        columns = self._acoustic_columns(setup)
+        return {
+            "contactSourceId": self._acoustic_parts()[0].spec.contact_source_id,
+            "ftpUserId": self.credentials.acoustic_ftp_user,
+            "channels": [
+                {
+                    "type": "Email",
+                    "jobFrequency": setup.job_frequency_hours,
+                    "exportFileName": setup.export_file_name,
+                    "exportFileFormat": setup.file_format,
+                    "eventTypes": [{"eventType": t} for t in setup.event_types],
+                    "mailingTypes": [{"mailingType": m} for m in setup.mailing_types],
+                    "columnNames": [
+                        {"columnName": c, "columnOrder": i} for i, c in enumerate(columns)
+                    ],
+                }
+            ],
+        }
+
+    def acoustic_config(
+        self,
+        mode: str = "bex",
+        fmt: str | None = None,
+        *,
+        sftp_login: str = "oauth",
+        **overrides: Any,
+    ) -> dict[str, Any]:
+        """The tap's `acoustic` settings for this sandbox, fast polling for tests.
+
+        `mode`: "bex" or "raw_recipient_data"; `fmt`: the BEX file format (default: the
+        definition's); `sftp_login`: "oauth" (the access token is the password) or "password"
+        (the org admin's login and password). The BEX settings match the sandbox's definition,
+        so the tap finds it as it is; `manage_job_definition` is on only when the sandbox has
+        no definition (`acoustic_bex=None`).
+        """
+        if mode not in ("bex", "raw_recipient_data"):
+            raise ValueError("mode must be bex or raw_recipient_data")
+        if sftp_login not in ("oauth", "password"):
+            raise ValueError("sftp_login must be oauth or password")
+        dataset, _ = self._acoustic_parts()
+        creds = self.credentials
+        setup = self._acoustic_setup()
+        config: dict[str, Any] = {
+            "api_host": self.http.url + ACOUSTIC_PREFIX,
+            "client_id": creds.acoustic_client_id,
+            "client_secret": creds.acoustic_client_secret,
+            "refresh_token": creds.acoustic_refresh_token,
+            "export_mode": mode,
+            "contact_source_id": dataset.spec.contact_source_id,
+            "ftp_user_id": creds.acoustic_ftp_user,
+            "manage_job_definition": self.acoustic_bex is None,
+            "event_types": list(setup.event_types),
+            "mailing_types": list(setup.mailing_types),
+            "custom_columns": list(self._acoustic_columns(setup)),
+            "export_file_name": setup.export_file_name,
+            "file_format": (fmt or setup.file_format).upper(),
+            "job_frequency_hours": setup.job_frequency_hours,
+            "sftp_host": "127.0.0.1",
+            "sftp_port": self.sftp.port,
+            "sftp_username": "oauth" if sftp_login == "oauth" else creds.acoustic_ftp_user,
+            "sftp_folder": "/download",
+            "sftp_known_hosts_file": str(self.known_hosts),
+            "timezone": dataset.spec.timezone,
+            "file_settle_seconds": 0.2,
+            "poll_interval_seconds": 0.01,
+            "poll_max_interval_seconds": 0.05,
+            "job_deadline_seconds": 30,
+            "request_timeout_seconds": 10,
+            "max_attempts": 3,
+        }
+        if sftp_login == "password":
+            config["sftp_password"] = creds.acoustic_ftp_password
+        config.update(overrides)
+        return config
+
+    def acoustic_truth(
+        self,
+        mode: str = "bex",
+        *,
+        event_types: Iterable[str] | None = None,
+        custom_columns: Iterable[str] | None = None,
+    ) -> list[dict[str, str]]:
+        """Every row a full sync must deliver, in the vendor's vocabulary (header-keyed).
+
+        bex: the rows of every complete BEX file now in `/download`, files in name-time order
+        (the files' own settings apply; `event_types` filters rows like the tap's setting).
+        raw_recipient_data: the Raw Recipient Data rows of the data's whole days (spec.start to
+        spec.end in the org zone), with the config's event types and custom columns unless given.
+        """
+        dataset, api = self._acoustic_parts()
+        wanted = set(event_types) if event_types is not None else None
+        if mode == "bex":
+            rows = [row for file_rows in api.bex_truth().values() for row in file_rows]
+            if wanted is not None:
+                rows = [row for row in rows if row["code"] in wanted]
+            return rows
+        if mode != "raw_recipient_data":
+            raise ValueError("mode must be bex or raw_recipient_data")
+        setup = self._acoustic_setup()
+        columns = (
+            tuple(custom_columns) if custom_columns is not None else self._acoustic_columns(setup)
+        )
+        return dataset.rrde_truth(
+            dataset.spec.start,
+            dataset.spec.end,
+            event_types=tuple(wanted) if wanted is not None else setup.event_types,
+            custom_columns=columns,
+        )
+
+    def acoustic_truth_by_file(self) -> dict[str, list[dict[str, str]]]:
+        """BEX rows per complete file now in `/download` (file name -> rows in file order)."""
+        return self._acoustic_parts()[1].bex_truth()

@@ -42,7 +42,8 @@ PROGRESS_EVERY_BYTES = 8 * 1024 * 1024
 PROGRESS_LOG_SECONDS = 10.0
 
 # Config keys that error messages point users to, as `<vendor>.<key>`: they must match the
-# vendors' config schemas (ExactTarget's settings.py uses exactly these).
+# vendors' config schemas. The site's own keys (host, port, user, password, folder) carry the
+# vendor's prefix instead of `file_` (`login_prefix`: ExactTarget `file_`, Acoustic `sftp_`).
 SETTING_NAMES: dict[str, str] = {
     "protocol": "file_protocol",
     "host": "file_host",
@@ -57,6 +58,7 @@ SETTING_NAMES: dict[str, str] = {
     "sftp_known_hosts_file": "sftp_known_hosts_file",
     "sftp_host_key_check": "sftp_host_key_check",
 }
+_SITE_KEYS = frozenset({"host", "port", "username", "password", "folder"})
 
 _T = TypeVar("_T")
 
@@ -78,10 +80,14 @@ class FileSiteSettings:
     sftp_host_key_check: bool = True  # False = explicit opt-out (sandbox only), logs a warning
     max_attempts: int = 5  # per download, counting resumes after dropped connections
     config_key: str = "files"  # the config object these came from, to name settings in messages
+    login_prefix: str = "file_"  # how that object names host, port, username, password, folder
 
     def setting(self, name: str) -> str:
         """The full config key of a file-site setting, e.g. `exacttarget.file_password`."""
-        return f"{self.config_key}.{SETTING_NAMES[name]}"
+        key = SETTING_NAMES[name]
+        if name in _SITE_KEYS:
+            key = self.login_prefix + name
+        return f"{self.config_key}.{key}"
 
     @property
     def effective_port(self) -> int:

@@ -2,6 +2,11 @@
 
 Password login, chroot to the folder, a fresh ed25519 host key per start (clients trust it through
 `known_hosts_line`), and an optional download fault that cuts the connection mid-file.
+
+Two optional hooks let a vendor app take part: `password_check(username, password)` accepts
+further logins (Acoustic: user `oauth` with a live access token), and `on_access(operation, path)`
+is called with `"list"` before a folder is listed and `"stat"` before a file's attributes are read
+(`path` as the client sees it, absolute), so an app can change files in between (a growing file).
 """
 
 from __future__ import annotations
@@ -9,15 +14,21 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import posixpath
 import threading
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import asyncssh
 
 from vendor_sandbox.servers.faults import DownloadFaults
 
 _START_TIMEOUT = 10.0
+
+PasswordCheck = Callable[[str, str], bool]
+AccessHook = Callable[[str, str], None]
 
 
 class _ReadState:
@@ -35,11 +46,35 @@ class _SandboxSftp(asyncssh.SFTPServer):
     """Chrooted SFTP that counts downloads and can cut one after N bytes."""
 
     def __init__(
-        self, chan: asyncssh.SSHServerChannel[bytes], *, root: Path, faults: DownloadFaults | None
+        self,
+        chan: asyncssh.SSHServerChannel[bytes],
+        *,
+        root: Path,
+        faults: DownloadFaults | None,
+        on_access: AccessHook | None = None,
     ) -> None:
         super().__init__(chan, chroot=str(root).encode())
         self._faults = faults
+        self._on_access = on_access
         self._reads: dict[int, _ReadState] = {}
+
+    def _notify(self, operation: str, path: bytes) -> None:
+        if self._on_access is not None:
+            client_path = posixpath.normpath(posixpath.join("/", path.decode("utf-8", "replace")))
+            self._on_access(operation, client_path)
+
+    async def scandir(self, path: bytes) -> AsyncIterator[asyncssh.SFTPName]:
+        self._notify("list", path)
+        async for name in super().scandir(path):
+            yield name
+
+    def stat(self, path: bytes) -> Any:  # asyncssh: stat_result | SFTPAttrs (maybe awaitable)
+        self._notify("stat", path)
+        return super().stat(path)
+
+    def lstat(self, path: bytes) -> Any:
+        self._notify("stat", path)
+        return super().lstat(path)
 
     def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
         file_obj = super().open(path, pflags, attrs)
@@ -93,7 +128,10 @@ class _SandboxSsh(asyncssh.SSHServer):
     def validate_password(self, username: str, password: str) -> bool:
         user_ok = hmac.compare_digest(username.encode(), self._owner.username.encode())
         password_ok = hmac.compare_digest(password.encode(), self._owner._password.encode())
-        return user_ok and password_ok
+        if user_ok and password_ok:
+            return True
+        check = self._owner.password_check
+        return check is not None and bool(check(username, password))
 
 
 class SftpServer:
@@ -108,11 +146,15 @@ class SftpServer:
         faults: DownloadFaults | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        password_check: PasswordCheck | None = None,
+        on_access: AccessHook | None = None,
     ) -> None:
         self.root = Path(root)
         self.username = username
         self._password = password
         self.faults = faults
+        self.password_check = password_check
+        self.on_access = on_access
         self.host = host
         self.port = port
         self._requested_port = port
@@ -152,7 +194,7 @@ class SftpServer:
         root, faults = self.root, self.faults
 
         def sftp_factory(chan: asyncssh.SSHServerChannel[bytes]) -> asyncssh.SFTPServer:
-            return _SandboxSftp(chan, root=root, faults=faults)
+            return _SandboxSftp(chan, root=root, faults=faults, on_access=self.on_access)
 
         self._acceptor = await asyncssh.listen(
             self.host,

@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any, TypeVar, cast
 
-from tap_emailtracking.errors import CorruptFileError
+from tap_emailtracking.errors import AuthenticationError, CorruptFileError
 from tap_emailtracking.formats.delimited import DELIMITERS, DelimitedReader, sniff_container
 from tap_emailtracking.formats.zip import open_verified_zip
 from tap_emailtracking.jobs import (
@@ -35,7 +35,12 @@ from tap_emailtracking.jobs import (
     Submission,
 )
 from tap_emailtracking.timestamps import LocalTimeFormatter, zone
-from tap_emailtracking.transports.files import FileSite, FileSiteSettings, open_file_site
+from tap_emailtracking.transports.files import (
+    FileSite,
+    FileSiteSettings,
+    RemoteFile,
+    open_file_site,
+)
 from tap_emailtracking.vendors.acoustic.bex import (
     BexFile,
     Definition,
@@ -52,6 +57,7 @@ from tap_emailtracking.workdirs import make_workdir
 
 LOGGER = logging.getLogger("tap_emailtracking.acoustic")
 LEDGER_NAME = "_acoustic_jobs"
+_T = TypeVar("_T")
 RRDE_EVENT_ELEMENTS: dict[str, tuple[str, ...]] = {
     "emailSend": ("SENT",),
     "emailOpen": ("OPENS",),
@@ -95,6 +101,7 @@ class AcousticExports:
         self.formatter = LocalTimeFormatter(self.tz)
         self.workdir = make_workdir(self, "acoustic", temp_dir)
         self._definition: Definition | None = None
+        self._site: FileSite | None = None
         self.ledger = JobLedger(state, LEDGER_NAME, checkpoint)
         self.runner = JobRunner(
             vendor=VENDOR,
@@ -131,11 +138,40 @@ class AcousticExports:
                 sftp_host_key_check=s.sftp_host_key_check,
                 max_attempts=s.max_attempts,
                 config_key="acoustic",
+                login_prefix="sftp_",
             ),
             vendor=VENDOR,
             stream=stream,
             sleep=self._sleep,
         )
+
+    def on_site(self, stream: str, work: Callable[[FileSite], _T]) -> _T:
+        """Run `work` on the SFTP folder, over one connection kept for the whole sync.
+
+        In `oauth` mode the access token is the SFTP password: a token that expired or was revoked
+        since it was cached fails the login exactly like a 401 fails an API call, so a refused
+        login gets one fresh token and one retry.
+        """
+        for attempt in (1, 2):
+            if self._site is None:
+                self._site = self.file_site(stream)
+            try:
+                return work(self._site)
+            except AuthenticationError:
+                self.close_site()
+                if attempt == 2 or self.settings.sftp_username != "oauth":
+                    raise
+                LOGGER.info(
+                    "Acoustic: the SFTP login with the access token was refused; refreshing"
+                )
+                self.client.auth.invalidate()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def close_site(self) -> None:
+        """Close the SFTP connection (a later call opens a new one)."""
+        if self._site is not None:
+            self._site.close()
+            self._site = None
 
     def _rows(
         self,
@@ -210,15 +246,16 @@ class AcousticExports:
     def pending_files(self, marker: FileMarker, *, stream: str) -> list[BexFile]:
         """Finished files of the definition that are not done yet, oldest first."""
         definition = self.definition(stream)
-        with self.file_site(stream) as site:
+
+        def two_listings(site: FileSite) -> tuple[list[RemoteFile], list[RemoteFile]]:
             first = site.list_files()
-            if self.settings.file_settle_seconds > 0:
-                self._sleep(self.settings.file_settle_seconds)
-                second = site.list_files()
-                ready = settled(first, second)
-            else:
-                second = first
-                ready = {f.name for f in second}
+            if self.settings.file_settle_seconds <= 0:
+                return first, first
+            self._sleep(self.settings.file_settle_seconds)
+            return first, site.list_files()
+
+        first, second = self.on_site(stream, two_listings)
+        ready = settled(first, second)
         found = candidates(second, definition)
         for name in sorted(set(found) - ready):
             LOGGER.info("Acoustic: %s is still being written; left for the next run", name)
@@ -237,8 +274,7 @@ class AcousticExports:
         definition = self.definition(stream)
         local = self.workdir / re.sub(r"[^A-Za-z0-9_.-]", "_", file.name)
         try:
-            with self.file_site(stream) as site:
-                site.download(file.name, local)
+            self.on_site(stream, lambda site: site.download(file.name, local))
             extension = Path(file.name.lower().removesuffix(".gz").removesuffix(".zip")).suffix
             fmt = {".csv": "CSV", ".psv": "PSV", ".tsv": "TSV"}.get(
                 extension, definition.file_format
@@ -292,8 +328,7 @@ class AcousticExports:
         local = self.workdir / re.sub(r"[^A-Za-z0-9_.-]", "_", file_name or unit)
         try:
             try:
-                with self.file_site(stream) as site:
-                    site.download(file_name, local)
+                self.on_site(stream, lambda site: site.download(file_name, local))
             except CorruptFileError:
                 self.ledger.drop(unit)
                 raise
@@ -314,6 +349,7 @@ class AcousticExports:
 
     def close(self) -> None:
         """Close connections (the work folder goes with this object)."""
+        self.close_site()
         self.client.close()
 
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_emailtracking.tap import TapEmailTracking
+    from tap_emailtracking.vendors.acoustic.export import AcousticExports
 
 FILE_BOOKMARK = "bex_files"
 WINDOW_BOOKMARK = "next_window_start"
@@ -37,6 +38,12 @@ class AcousticEmailEventsStream(ExportStream):
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """BEX files, or RRDE windows, each committed once all its records are out."""
         exports = self.owner.acoustic_exports()
+        try:
+            yield from self._units(exports)
+        finally:
+            exports.close_site()
+
+    def _units(self, exports: AcousticExports) -> Iterable[dict[str, Any]]:
         if exports.settings.export_mode == "bex":
             raw = None if self.full_table else self.stream_state.get(FILE_BOOKMARK)
             marker = FileMarker.from_state(raw, exports.settings.marker_history_days)

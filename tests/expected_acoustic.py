@@ -1,0 +1,88 @@
+"""What the tap must emit for the Acoustic sandbox's BEX ground truth, written independently of
+the tap's row mapper (docs/acoustic.md is the specification both follow)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+BEX_NAMES = {
+    "Email": "email",
+    "RECIPIENT_ID": "recipient_id",
+    "ENCODED_RECIPIENT_ID": "encoded_recipient_id",
+    "contactId": "contact_id",
+    "messageId": "message_id",
+    "userAgent": "user_agent",
+    "messageName": "message_name",
+    "mailingTemplateId": "mailing_template_id",
+    "subjectLine": "subject_line",
+    "docType": "doc_type",
+    "reportId": "report_id",
+    "sendType": "send_type",
+    "bounceType": "bounce_type",
+    "urlDescription": "url_description",
+    "clickUrl": "click_url",
+    "optOutDetails": "opt_out_details",
+    "messageGroupId": "message_group_id",
+    "programId": "program_id",
+    "originatedFrom": "originated_from",
+    "externalSystemName": "external_system_name",
+    "externalSystemReferenceId": "external_system_reference_id",
+    "trackingCode": "tracking_code",
+}
+RRDE_ONLY = (
+    "recipient_type",
+    "campaign_id",
+    "content_id",
+    "click_name",
+    "conversion_action",
+    "conversion_detail",
+    "conversion_amount",
+    "suppression_reason",
+)
+LINEAGE = ("source_file", "source_line")
+
+
+def bex_expected(
+    rows: list[dict[str, str]], custom_columns: tuple[str, ...]
+) -> dict[str, dict[str, Any]]:
+    """{event_id: record without lineage fields} for BEX truth rows (in file order)."""
+    ordinals: dict[str, int] = defaultdict(int)
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        record: dict[str, Any] = {name: (row.get(col) or None) for col, name in BEX_NAMES.items()}
+        record.update(dict.fromkeys(RRDE_ONLY))
+        record["event_type"] = row["code"]
+        record["raw_event_type"] = None
+        moment = datetime.fromisoformat(row["timestamp"].replace("Z", "+00:00"))
+        record["occurred_at"] = moment.isoformat()
+        record["custom_columns"] = (
+            {c: (row.get(c) or None) for c in custom_columns} if custom_columns else None
+        )
+        record["extra_columns"] = None
+        event_id = row.get("eventId") or ""
+        if not event_id:
+            identity = "\x1f".join(
+                str(record[k] or "")
+                for k in (
+                    "recipient_id",
+                    "message_id",
+                    "report_id",
+                    "event_type",
+                    "occurred_at",
+                    "click_url",
+                )
+            )
+            digest = hashlib.sha1(identity.encode(), usedforsecurity=False).hexdigest()
+            event_id = f"bex:{digest}:{ordinals[identity]}"
+            ordinals[identity] += 1
+        record["event_id"] = event_id
+        assert event_id not in out, f"duplicate expected key {event_id}"
+        out[event_id] = record
+    return out
+
+
+def without_lineage(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in LINEAGE}
