@@ -86,3 +86,71 @@ def bex_expected(
 
 def without_lineage(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k not in LINEAGE}
+
+
+RRDE_NAMES = {
+    "Recipient Id": "recipient_id",
+    "Recipient Type": "recipient_type",
+    "Mailing Id": "message_id",
+    "Report Id": "report_id",
+    "Campaign Id": "campaign_id",
+    "Email": "email",
+    "Body Type": "doc_type",
+    "Content Id": "content_id",
+    "Click Name": "click_name",
+    "URL": "click_url",
+    "Conversion Action": "conversion_action",
+    "Conversion Detail": "conversion_detail",
+    "Conversion Amount": "conversion_amount",
+    "Suppression Reason": "suppression_reason",
+}
+RRDE_TYPES = {
+    "Sent": "emailSend",
+    "Open": "emailOpen",
+    "Click Through": "emailClick",
+    "Click": "emailClick",
+    "Hard Bounce": "emailBounce",
+    "Soft Bounce": "emailBounce",
+    "Mail Block": "emailBounce",
+    "Opt Out": "emailOptOut",
+    "Suppressed": "emailSuppressed",
+}
+
+
+def rrde_expected(
+    rows: list[dict[str, str]],
+    custom_columns: tuple[str, ...],
+    tz: Any,
+) -> dict[str, dict[str, Any]]:
+    """{event_id: record without lineage fields} for Raw Recipient Data truth rows."""
+    ordinals: dict[str, int] = defaultdict(int)
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        record: dict[str, Any] = dict.fromkeys(BEX_NAMES.values())
+        record.update({name: (row.get(col) or None) for col, name in RRDE_NAMES.items()})
+        word = row["Event Type"]
+        record["raw_event_type"] = word
+        record["event_type"] = RRDE_TYPES.get(word, word)
+        local = datetime.strptime(row["Event Timestamp"], "%m/%d/%Y %H:%M:%S")
+        record["occurred_at"] = local.replace(tzinfo=tz).isoformat()
+        record["custom_columns"] = (
+            {c: (row.get(c) or None) for c in custom_columns} if custom_columns else None
+        )
+        record["extra_columns"] = None
+        identity = "\x1f".join(
+            str(record[k] or "")
+            for k in (
+                "recipient_id",
+                "message_id",
+                "report_id",
+                "event_type",
+                "occurred_at",
+                "click_url",
+            )
+        )
+        digest = hashlib.sha1(identity.encode(), usedforsecurity=False).hexdigest()
+        record["event_id"] = f"rrde:{digest}:{ordinals[identity]}"
+        ordinals[identity] += 1
+        assert record["event_id"] not in out
+        out[record["event_id"]] = record
+    return out

@@ -322,6 +322,11 @@ class AcousticApi:
         except _RestError as exc:
             raise ValueError(f"HTTP {exc.status}: {'; '.join(exc.messages)}") from None
 
+    @property
+    def issued_tokens(self) -> list[str]:
+        """Every access token handed out so far (tests search output for them)."""
+        return list(self._tokens)
+
     def issue_token(self) -> str:
         """A fresh access token (as the token endpoint would hand out)."""
         token = secrets.token_urlsafe(32)
