@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from enum import Enum
 from typing import Any, Protocol
 
@@ -103,6 +103,15 @@ class JobLedger:
     def units(self) -> list[str]:
         """Units that have a job in flight."""
         return list(self._entries)
+
+    def in_flight_windows(self) -> dict[date, date]:
+        """Start -> end of every in-flight job whose unit is a date window."""
+        windows: dict[date, date] = {}
+        for entry in self._entries.values():
+            if "activity_start" in entry and "activity_end" in entry:
+                start = date.fromisoformat(str(entry["activity_start"]))
+                windows[start] = date.fromisoformat(str(entry["activity_end"]))
+        return windows
 
     def put(self, unit: str, job_id: str, **info: Any) -> None:
         """Remember a job and emit STATE at once."""

@@ -59,6 +59,35 @@ def plan_windows(
         start = end + timedelta(days=1)
 
 
+def plan_run(
+    *,
+    start_date: date,
+    end_date: date | None,
+    today: date,
+    bookmark: str | None,
+    lookback_days: int,
+    max_days: int,
+    in_flight: dict[date, date] | None = None,
+) -> list[DateWindow]:
+    """One run's windows: from the bookmark less the lookback (or start_date) to today/end_date.
+
+    `in_flight` maps the start of each window whose job is still in flight to its end. Those
+    windows are reused (see `plan_windows`), and a lookback day that falls inside one starts the
+    plan at that window, so the job is resumed rather than its days exported again in a
+    differently cut window.
+    """
+    in_flight = in_flight or {}
+    last = today if end_date is None else min(end_date, today)
+    first = start_date
+    if bookmark:
+        resume = date.fromisoformat(bookmark) - timedelta(days=lookback_days)
+        for start, end in in_flight.items():
+            if start <= resume <= end:
+                resume = start
+        first = max(first, resume)
+    return list(plan_windows(first, last, max_days, preferred_ends=in_flight))
+
+
 def next_start(window: DateWindow, today: date) -> date:
     """Where the bookmark goes once a window is fully emitted.
 

@@ -19,7 +19,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import IO, Any, TypeVar, cast
 
@@ -52,7 +52,7 @@ from tap_emailtracking.vendors.acoustic.bex import (
 from tap_emailtracking.vendors.acoustic.client import VENDOR, AcousticClient, find_first, xml_text
 from tap_emailtracking.vendors.acoustic.rows import RowMapper, map_rows
 from tap_emailtracking.vendors.acoustic.settings import AcousticSettings
-from tap_emailtracking.windows import DateWindow, plan_windows
+from tap_emailtracking.windows import DateWindow, plan_run
 from tap_emailtracking.workdirs import make_workdir
 
 LOGGER = logging.getLogger("tap_emailtracking.acoustic")
@@ -305,13 +305,15 @@ class AcousticExports:
 
     def plan(self, bookmark: str | None) -> list[DateWindow]:
         """Activity windows from the bookmark (less the lookback) or start_date to today."""
-        last = self.today() if self.end_date is None else min(self.end_date, self.today())
-        first = self.start_date
-        if bookmark:
-            first = max(
-                first, date.fromisoformat(bookmark) - timedelta(days=self.settings.lookback_days)
-            )
-        return list(plan_windows(first, last, self.settings.window_days))
+        return plan_run(
+            start_date=self.start_date,
+            end_date=self.end_date,
+            today=self.today(),
+            bookmark=bookmark,
+            lookback_days=self.settings.lookback_days,
+            max_days=self.settings.window_days,
+            in_flight=self.ledger.in_flight_windows(),
+        )
 
     def raw_records(self, window: DateWindow, *, stream: str) -> Iterator[dict[str, Any]]:
         """Run (or resume) the window's RawRecipientDataExport job and read its file."""
@@ -322,7 +324,10 @@ class AcousticExports:
             job,
             stream=stream,
             label=f"activity {window.start} to {window.end}",
-            unit_info={"activity_start": window.start.isoformat()},
+            unit_info={
+                "activity_start": window.start.isoformat(),
+                "activity_end": window.end.isoformat(),
+            },
         )
         file_name = str(status.result or "")
         local = self.workdir / re.sub(r"[^A-Za-z0-9_.-]", "_", file_name or unit)

@@ -36,7 +36,7 @@ from tap_emailtracking.vendors.exacttarget.client import (
 )
 from tap_emailtracking.vendors.exacttarget.parser import ExportParser
 from tap_emailtracking.vendors.exacttarget.settings import ExactTargetSettings
-from tap_emailtracking.windows import DateWindow, plan_windows
+from tap_emailtracking.windows import DateWindow, plan_run
 from tap_emailtracking.workdirs import make_workdir
 
 LOGGER = logging.getLogger("tap_emailtracking.exacttarget")
@@ -102,24 +102,15 @@ class ExactTargetExports:
 
     def plan(self, bookmark: str | None) -> list[DateWindow]:
         """Windows from the bookmark (less the lookback) or start_date, up to today/end_date."""
-        last = self.today() if self.end_date is None else min(self.end_date, self.today())
-        in_flight = {}
-        for unit in self.ledger.units():
-            entry = self.ledger.get(unit) or {}
-            if "activity_start" in entry and "activity_end" in entry:
-                in_flight[date.fromisoformat(entry["activity_start"])] = date.fromisoformat(
-                    entry["activity_end"]
-                )
-        first = self.start_date
-        if bookmark:
-            resume = date.fromisoformat(bookmark) - timedelta(days=self.settings.lookback_days)
-            # A lookback day inside a window whose batch is in flight: start at that window, so
-            # the batch is reused rather than the days exported again in a differently cut window.
-            for start, end in in_flight.items():
-                if start <= resume <= end:
-                    resume = start
-            first = max(first, resume)
-        return list(plan_windows(first, last, self.settings.window_days, preferred_ends=in_flight))
+        return plan_run(
+            start_date=self.start_date,
+            end_date=self.end_date,
+            today=self.today(),
+            bookmark=bookmark,
+            lookback_days=self.settings.lookback_days,
+            max_days=self.settings.window_days,
+            in_flight=self.ledger.in_flight_windows(),
+        )
 
     def sends_for(self, window: DateWindow) -> DateWindow | None:
         """The send-date range for a window (None: a single <daterange>)."""
