@@ -197,11 +197,37 @@ CONFIG_SCHEMA = th.ObjectType(
         default=1,
         description="Raw recipient data: days before the bookmark exported again on each run.",
     ),
-    th.Property("poll_interval_seconds", th.NumberType, default=15),
-    th.Property("poll_max_interval_seconds", th.NumberType, default=120),
-    th.Property("job_deadline_seconds", th.NumberType, default=21600),
-    th.Property("request_timeout_seconds", th.NumberType, default=300),
-    th.Property("max_attempts", th.IntegerType, default=6),
+    th.Property(
+        "poll_interval_seconds",
+        th.NumberType,
+        default=15,
+        description="Raw recipient data: first wait between job status checks; grows each poll.",
+    ),
+    th.Property(
+        "poll_max_interval_seconds",
+        th.NumberType,
+        default=120,
+        description="Raw recipient data: longest wait between job status checks.",
+    ),
+    th.Property(
+        "job_deadline_seconds",
+        th.NumberType,
+        default=21600,
+        description="Raw recipient data: how long one run waits for a job before failing (the "
+        "job id is kept in state and polled again by the next run).",
+    ),
+    th.Property(
+        "request_timeout_seconds",
+        th.NumberType,
+        default=300,
+        description="Read timeout of one API call or SFTP operation.",
+    ),
+    th.Property(
+        "max_attempts",
+        th.IntegerType,
+        default=6,
+        description="Attempts per API call or download before giving up on transient errors.",
+    ),
 )
 
 
