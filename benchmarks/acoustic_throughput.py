@@ -1,0 +1,235 @@
+"""Acoustic BEX throughput and memory: the tap against a bare baseline on the same files, one run.
+
+    python benchmarks/acoustic_throughput.py --events 1000000 --events 3000000
+    python benchmarks/acoustic_throughput.py --events 1000000 --format TSV
+
+For each size it starts the vendor sandbox (Acoustic only) with a generated BEX export of about
+that many rows: the default job definition rotates every 4 hours over 7 days, so the rows arrive
+as 42 files, all written to the SFTP folder `/download` before anything is timed. Then it runs
+
+* the tap (`python -m tap_emailtracking`, BEX mode, RECORDs to /dev/null), which lists and
+  downloads every file through the SFTP sandbox and parses it (`file_settle_seconds` is 0 so the
+  settle wait is not timed), and
+* a bare baseline on the very same files, read straight from the download folder on disk:
+  `csv.reader` with the file's delimiter, `dict(zip(header, row))` and `json.dumps` of every row
+  to /dev/null,
+
+each as its own process, timing wall clock and reading peak RSS from the kernel (wait4, through a
+small launcher so the harness's own memory is not counted: see `LAUNCHER`). The tap's
+record count is read from its own METRIC lines and must equal the sandbox's ground truth (the rows
+of every file, `AcousticApi.bex_truth`, counted one file at a time so the harness stays small);
+the tap's per-file counts (its `N records in` log lines) and the baseline's are checked against
+the same truth file by file. Both run in the same invocation, so the ratio holds on a noisy
+machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from vendor_sandbox.acoustic.data import FILE_FORMATS, AcousticDataset  # noqa: E402
+from vendor_sandbox.sandbox import AcousticBexSetup, Sandbox  # noqa: E402
+
+STREAM = "acoustic_email_events"
+
+BASELINE = r"""
+import csv, json, sys
+delimiter = sys.argv[1]
+out = open("/dev/null", "w")
+counts = {}
+for path in sys.argv[2:]:
+    n = 0
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        header = next(reader)
+        for row in reader:
+            out.write(json.dumps(dict(zip(header, row))) + "\n")
+            n += 1
+    counts[path.rsplit("/", 1)[-1]] = n
+print(json.dumps(counts))
+"""
+
+
+# Peak RSS must be the measured program's own. A child forked from this process starts with a copy
+# of its memory, and Linux keeps that copy's high-water mark in the child's ru_maxrss across exec,
+# so wait4 on a direct child would report at least this harness's RSS (the sandbox, the truth).
+# A tiny launcher (a bare interpreter, ~10 MB) forks the program instead and times it.
+LAUNCHER = r"""
+import json, os, subprocess, sys, time
+started = time.perf_counter()
+process = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(process.pid, 0)
+elapsed = time.perf_counter() - started
+with open(sys.argv[1], "w") as report:
+    json.dump({"seconds": elapsed, "maxrss_kb": usage.ru_maxrss,
+               "rc": os.waitstatus_to_exitcode(status)}, report)
+"""
+
+
+def timed(
+    command: list[str], *, stdout: int | None, stderr: int | None
+) -> tuple[float, float, int]:
+    """Run a process through the launcher; return (seconds, peak RSS in MB, exit code)."""
+    with tempfile.TemporaryDirectory(prefix="acoustic-bench-launch-") as tmp:
+        report = Path(tmp) / "report.json"
+        launcher = subprocess.run(
+            [sys.executable, "-c", LAUNCHER, str(report), *command],
+            stdout=stdout,
+            stderr=stderr,
+            check=False,
+        )
+        if launcher.returncode != 0 or not report.is_file():
+            return 0.0, 0.0, launcher.returncode or 1
+        result = json.loads(report.read_text(encoding="utf-8"))
+    return result["seconds"], result["maxrss_kb"] / 1024, result["rc"]
+
+
+def truth_by_file(box: Sandbox) -> dict[str, int]:
+    """Rows per BEX file in `/download` (ground truth), one file's rows in memory at a time."""
+    api = box.acoustic_api
+    assert api is not None
+    return {file.name: len(api.bex_truth([file.name])[file.name]) for file in api.bex_files()}
+
+
+def tap_counts(log: Path) -> tuple[int, dict[str, int]]:
+    """The tap's record_count METRIC total for the stream, and its per-file log counts."""
+    total = 0
+    per_file: dict[str, int] = {}
+    for line in log.read_text(encoding="utf-8").splitlines():
+        match = re.search(r"METRIC: (\{.*\})", line)
+        if match:
+            metric = json.loads(match.group(1))
+            if metric.get("metric") == "record_count" and metric["tags"]["stream"] == STREAM:
+                total += int(metric["value"])
+            continue
+        match = re.search(r"Acoustic: (.+): (\d+) records in [\d.]+ s", line)
+        if match:
+            per_file[match.group(1)] = int(match.group(2))
+    return total, per_file
+
+
+def bench(events: int, fmt: str, workdir: Path) -> dict[str, float | int | str]:
+    dataset = AcousticDataset.sized(events)
+    box = Sandbox(
+        workdir / "sandbox",
+        exacttarget=None,
+        acoustic=dataset.spec,
+        acoustic_bex=AcousticBexSetup(file_format=fmt),
+    )
+    with box:
+        download = box.files_root / "download"
+        truth = truth_by_file(box)
+        files = [download / name for name in truth]
+        missing_files = [str(p) for p in files if not p.is_file()]
+        if missing_files:
+            raise SystemExit(f"truth names files the download folder lacks: {missing_files}")
+        truth_rows = sum(truth.values())
+        file_bytes = sum(p.stat().st_size for p in files)
+        config = workdir / "config.json"
+        config.write_text(
+            json.dumps(
+                box.tap_config(
+                    vendors=("acoustic",),
+                    acoustic_overrides={"file_settle_seconds": 0, "request_timeout_seconds": 300},
+                )
+            ),
+            encoding="utf-8",
+        )
+        log = workdir / "tap.log"
+        with open(os.devnull, "wb") as devnull, log.open("wb") as err:
+            tap_seconds, tap_rss, rc = timed(
+                [sys.executable, "-m", "tap_emailtracking", "--config", str(config)],
+                stdout=devnull.fileno(),
+                stderr=err.fileno(),
+            )
+        if rc != 0:
+            raise SystemExit(f"the tap failed (exit {rc}); see {log}")
+        tap_records, tap_per_file = tap_counts(log)
+        if tap_records != truth_rows:
+            raise SystemExit(
+                f"the tap emitted {tap_records:,} {STREAM} records; the truth has {truth_rows:,}"
+            )
+        if tap_per_file != truth:
+            wrong = {
+                n: (tap_per_file.get(n), c) for n, c in truth.items() if tap_per_file.get(n) != c
+            }
+            raise SystemExit(f"per-file counts (tap, truth) differ from the truth: {wrong}")
+        base_out = workdir / "baseline.out"
+        with base_out.open("wb") as out:
+            base_seconds, base_rss, rc = timed(
+                [sys.executable, "-c", BASELINE, FILE_FORMATS[fmt][0], *map(str, files)],
+                stdout=out.fileno(),
+                stderr=None,
+            )
+        if rc != 0:
+            raise SystemExit("the baseline failed")
+        base_per_file = json.loads(base_out.read_text(encoding="utf-8"))
+        if base_per_file != truth:
+            raise SystemExit("the baseline's per-file row counts differ from the truth")
+        base_rows = sum(base_per_file.values())
+    tap_rate = tap_records / tap_seconds
+    base_rate = base_rows / base_seconds
+    return {
+        "format": fmt,
+        "files": len(files),
+        "file_mb": file_bytes / 1e6,
+        "truth_rows": truth_rows,
+        "tap_records": tap_records,
+        "tap_seconds": tap_seconds,
+        "tap_records_per_s": tap_rate,
+        "tap_peak_rss_mb": tap_rss,
+        "baseline_rows": base_rows,
+        "baseline_seconds": base_seconds,
+        "baseline_records_per_s": base_rate,
+        "baseline_peak_rss_mb": base_rss,
+        "ratio": tap_rate / base_rate,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, action="append", help="approximate BEX rows")
+    parser.add_argument(
+        "--format",
+        choices=sorted(FILE_FORMATS),
+        default="CSV",
+        type=str.upper,
+        help="the BEX job definition's file format (default CSV)",
+    )
+    args = parser.parse_args()
+    sizes = args.events or [1_000_000]
+    rows = []
+    for size in sizes:
+        with tempfile.TemporaryDirectory(prefix="acoustic-bench-") as tmp:
+            row = bench(size, args.format, Path(tmp))
+        rows.append(row)
+        print(json.dumps({"requested_events": size, **row}), flush=True)
+    print()
+    print(
+        "| format | rows | files | MB | tap s | tap rec/s | baseline s | baseline rec/s "
+        "| ratio | tap peak RSS MB | baseline peak RSS MB |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        print(
+            f"| {row['format']} | {row['truth_rows']:,} | {row['files']} | {row['file_mb']:,.0f} "
+            f"| {row['tap_seconds']:.1f} | {row['tap_records_per_s']:,.0f} "
+            f"| {row['baseline_seconds']:.1f} | {row['baseline_records_per_s']:,.0f} "
+            f"| {row['ratio']:.2f} | {row['tap_peak_rss_mb']:.0f} "
+            f"| {row['baseline_peak_rss_mb']:.0f} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
