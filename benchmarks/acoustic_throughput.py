@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -37,6 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.measure import timed  # noqa: E402
 from vendor_sandbox.acoustic.data import FILE_FORMATS, AcousticDataset  # noqa: E402
 from vendor_sandbox.sandbox import AcousticBexSetup, Sandbox  # noqa: E402
 
@@ -64,36 +64,6 @@ print(json.dumps(counts))
 # of its memory, and Linux keeps that copy's high-water mark in the child's ru_maxrss across exec,
 # so wait4 on a direct child would report at least this harness's RSS (the sandbox, the truth).
 # A tiny launcher (a bare interpreter, ~10 MB) forks the program instead and times it.
-LAUNCHER = r"""
-import json, os, subprocess, sys, time
-started = time.perf_counter()
-process = subprocess.Popen(sys.argv[2:])
-_, status, usage = os.wait4(process.pid, 0)
-elapsed = time.perf_counter() - started
-with open(sys.argv[1], "w") as report:
-    json.dump({"seconds": elapsed, "maxrss_kb": usage.ru_maxrss,
-               "rc": os.waitstatus_to_exitcode(status)}, report)
-"""
-
-
-def timed(
-    command: list[str], *, stdout: int | None, stderr: int | None
-) -> tuple[float, float, int]:
-    """Run a process through the launcher; return (seconds, peak RSS in MB, exit code)."""
-    with tempfile.TemporaryDirectory(prefix="acoustic-bench-launch-") as tmp:
-        report = Path(tmp) / "report.json"
-        launcher = subprocess.run(
-            [sys.executable, "-c", LAUNCHER, str(report), *command],
-            stdout=stdout,
-            stderr=stderr,
-            check=False,
-        )
-        if launcher.returncode != 0 or not report.is_file():
-            return 0.0, 0.0, launcher.returncode or 1
-        result = json.loads(report.read_text(encoding="utf-8"))
-    return result["seconds"], result["maxrss_kb"] / 1024, result["rc"]
-
-
 def truth_by_file(box: Sandbox) -> dict[str, int]:
     """Rows per BEX file in `/download` (ground truth), one file's rows in memory at a time."""
     api = box.acoustic_api

@@ -9,7 +9,8 @@ writes each window's ZIP ahead of time (so the sandbox's generator is not timed)
 * a bare baseline on the very same ZIP files: unzip + `ElementTree.iterparse` with clearing +
   `json.dumps` of every event to /dev/null,
 
-each as its own process, timing wall clock and reading peak RSS from the kernel (wait4). The tap's
+each as its own process, timing wall clock and reading peak RSS from the kernel (wait4, through
+the small launcher in measure.py so the harness's own memory is not counted). The tap's
 record counts are read from its own METRIC lines and checked against the sandbox's ground truth.
 Both run in the same invocation, so the ratio holds on a noisy machine.
 """
@@ -20,16 +21,15 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
-import time
 from datetime import date, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.measure import timed  # noqa: E402
 from vendor_sandbox.exacttarget.data import EVENT_KINDS, ExactTargetDataset  # noqa: E402
 from vendor_sandbox.sandbox import Sandbox  # noqa: E402
 
@@ -61,18 +61,6 @@ for path in sys.argv[1:]:
                     element.clear()
 print(count)
 """
-
-
-def timed(
-    command: list[str], *, stdout: int | None, stderr: int | None
-) -> tuple[float, float, int]:
-    """Run a process; return (seconds, peak RSS in MB, exit code)."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=stdout, stderr=stderr)
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return elapsed, usage.ru_maxrss / 1024, process.returncode
 
 
 def windows(start: date, end: date, days: int = 7) -> list[tuple[date, date]]:
