@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 import tempfile
@@ -36,7 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.measure import timed  # noqa: E402
+from benchmarks.measure import record_counts, run_tap, timed  # noqa: E402
 from vendor_sandbox.acoustic.data import FILE_FORMATS, AcousticDataset  # noqa: E402
 from vendor_sandbox.sandbox import AcousticBexSetup, Sandbox  # noqa: E402
 
@@ -71,21 +70,12 @@ def truth_by_file(box: Sandbox) -> dict[str, int]:
     return {file.name: len(api.bex_truth([file.name])[file.name]) for file in api.bex_files()}
 
 
-def tap_counts(log: Path) -> tuple[int, dict[str, int]]:
-    """The tap's record_count METRIC total for the stream, and its per-file log counts."""
-    total = 0
-    per_file: dict[str, int] = {}
-    for line in log.read_text(encoding="utf-8").splitlines():
-        match = re.search(r"METRIC: (\{.*\})", line)
-        if match:
-            metric = json.loads(match.group(1))
-            if metric.get("metric") == "record_count" and metric["tags"]["stream"] == STREAM:
-                total += int(metric["value"])
-            continue
-        match = re.search(r"Acoustic: (.+): (\d+) records in [\d.]+ s", line)
-        if match:
-            per_file[match.group(1)] = int(match.group(2))
-    return total, per_file
+def per_file_counts(log: str) -> dict[str, int]:
+    """Records per BEX file, from the tap's `N records in` log lines."""
+    return {
+        match.group(1): int(match.group(2))
+        for match in re.finditer(r"Acoustic: (.+): (\d+) records in [\d.]+ s", log)
+    }
 
 
 def bench(events: int, fmt: str, workdir: Path) -> dict[str, float | int | str]:
@@ -105,26 +95,15 @@ def bench(events: int, fmt: str, workdir: Path) -> dict[str, float | int | str]:
             raise SystemExit(f"truth names files the download folder lacks: {missing_files}")
         truth_rows = sum(truth.values())
         file_bytes = sum(p.stat().st_size for p in files)
-        config = workdir / "config.json"
-        config.write_text(
-            json.dumps(
-                box.tap_config(
-                    vendors=("acoustic",),
-                    acoustic_overrides={"file_settle_seconds": 0, "request_timeout_seconds": 300},
-                )
+        tap_seconds, tap_rss, log = run_tap(
+            box.tap_config(
+                vendors=("acoustic",),
+                acoustic_overrides={"file_settle_seconds": 0, "request_timeout_seconds": 300},
             ),
-            encoding="utf-8",
+            workdir,
         )
-        log = workdir / "tap.log"
-        with open(os.devnull, "wb") as devnull, log.open("wb") as err:
-            tap_seconds, tap_rss, rc = timed(
-                [sys.executable, "-m", "tap_emailtracking", "--config", str(config)],
-                stdout=devnull.fileno(),
-                stderr=err.fileno(),
-            )
-        if rc != 0:
-            raise SystemExit(f"the tap failed (exit {rc}); see {log}")
-        tap_records, tap_per_file = tap_counts(log)
+        tap_records = record_counts(log).get(STREAM, 0)
+        tap_per_file = per_file_counts(log)
         if tap_records != truth_rows:
             raise SystemExit(
                 f"the tap emitted {tap_records:,} {STREAM} records; the truth has {truth_rows:,}"

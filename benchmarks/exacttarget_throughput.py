@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import sys
 import tempfile
 from datetime import date, timedelta
@@ -29,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.measure import timed  # noqa: E402
+from benchmarks.measure import record_counts, run_tap, timed  # noqa: E402
 from vendor_sandbox.exacttarget.data import EVENT_KINDS, ExactTargetDataset  # noqa: E402
 from vendor_sandbox.sandbox import Sandbox  # noqa: E402
 
@@ -81,28 +79,10 @@ def bench(events: int, workdir: Path) -> dict[str, float | int]:
             for window in windows(dataset.spec.start, dataset.spec.end)
         ]
         truth = box.ground_truth_counts()
-        config = workdir / "config.json"
-        config.write_text(
-            json.dumps(box.tap_config("sftp", request_timeout_seconds=300)),
-            encoding="utf-8",
+        tap_seconds, tap_rss, log = run_tap(
+            box.tap_config("sftp", request_timeout_seconds=300), workdir
         )
-        log = workdir / "tap.log"
-        with open(os.devnull, "wb") as devnull, log.open("wb") as err:
-            tap_seconds, tap_rss, rc = timed(
-                [sys.executable, "-m", "tap_emailtracking", "--config", str(config)],
-                stdout=devnull.fileno(),
-                stderr=err.fileno(),
-            )
-        if rc != 0:
-            raise SystemExit(f"the tap failed (exit {rc}); see {log}")
-        counts: dict[str, int] = {}
-        for line in log.read_text(encoding="utf-8").splitlines():
-            match = re.search(r"METRIC: (\{.*\})", line)
-            if match:
-                metric = json.loads(match.group(1))
-                if metric.get("metric") == "record_count":
-                    stream = metric["tags"]["stream"]
-                    counts[stream] = counts.get(stream, 0) + int(metric["value"])
+        counts = record_counts(log)
         missing = {s: (counts.get(s, 0), n) for s, n in truth.items() if counts.get(s, 0) < n}
         if missing:
             raise SystemExit(f"the tap emitted fewer records than the ground truth: {missing}")

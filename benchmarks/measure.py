@@ -8,6 +8,8 @@ harness's memory high-water mark in `ru_maxrss` (Linux carries it across fork an
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -41,3 +43,30 @@ def timed(
             return 0.0, 0.0, launcher.returncode or 1
         result = json.loads(report.read_text(encoding="utf-8"))
     return result["seconds"], result["maxrss_kb"] / 1024, result["rc"]
+
+
+def run_tap(config: dict[str, object], workdir: Path) -> tuple[float, float, str]:
+    """Run the tap CLI with RECORDs to /dev/null; return (seconds, peak RSS MB, its stderr)."""
+    config_path = workdir / "config.json"
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+    log = workdir / "tap.log"
+    with open(os.devnull, "wb") as devnull, log.open("wb") as err:
+        seconds, rss, rc = timed(
+            [sys.executable, "-m", "tap_emailtracking", "--config", str(config_path)],
+            stdout=devnull.fileno(),
+            stderr=err.fileno(),
+        )
+    if rc != 0:
+        raise SystemExit(f"the tap failed (exit {rc}); see {log}")
+    return seconds, rss, log.read_text(encoding="utf-8")
+
+
+def record_counts(log: str) -> dict[str, int]:
+    """Records per stream, from the tap's own `record_count` METRIC lines."""
+    counts: dict[str, int] = {}
+    for match in re.finditer(r"METRIC: (\{.*\})", log):
+        metric = json.loads(match.group(1))
+        if metric.get("metric") == "record_count":
+            stream = metric["tags"]["stream"]
+            counts[stream] = counts.get(stream, 0) + int(metric["value"])
+    return counts

@@ -43,6 +43,16 @@ RRDE_ONLY = (
     "suppression_reason",
 )
 LINEAGE = ("source_file", "source_line")
+IDENTITY = ("recipient_id", "message_id", "report_id", "event_type", "occurred_at", "click_url")
+
+
+def synthetic_key(kind: str, record: dict[str, Any], ordinals: dict[str, int]) -> str:
+    """The documented key of a row without eventId: hash of its identity plus ordinal."""
+    identity = "\x1f".join(str(record[k] or "") for k in IDENTITY)
+    digest = hashlib.sha1(identity.encode(), usedforsecurity=False).hexdigest()
+    key = f"{kind}:{digest}:{ordinals[identity]}"
+    ordinals[identity] += 1
+    return key
 
 
 def bex_expected(
@@ -62,22 +72,7 @@ def bex_expected(
             {c: (row.get(c) or None) for c in custom_columns} if custom_columns else None
         )
         record["extra_columns"] = None
-        event_id = row.get("eventId") or ""
-        if not event_id:
-            identity = "\x1f".join(
-                str(record[k] or "")
-                for k in (
-                    "recipient_id",
-                    "message_id",
-                    "report_id",
-                    "event_type",
-                    "occurred_at",
-                    "click_url",
-                )
-            )
-            digest = hashlib.sha1(identity.encode(), usedforsecurity=False).hexdigest()
-            event_id = f"bex:{digest}:{ordinals[identity]}"
-            ordinals[identity] += 1
+        event_id = row.get("eventId") or synthetic_key("bex", record, ordinals)
         record["event_id"] = event_id
         assert event_id not in out, f"duplicate expected key {event_id}"
         out[event_id] = record
@@ -137,20 +132,7 @@ def rrde_expected(
             {c: (row.get(c) or None) for c in custom_columns} if custom_columns else None
         )
         record["extra_columns"] = None
-        identity = "\x1f".join(
-            str(record[k] or "")
-            for k in (
-                "recipient_id",
-                "message_id",
-                "report_id",
-                "event_type",
-                "occurred_at",
-                "click_url",
-            )
-        )
-        digest = hashlib.sha1(identity.encode(), usedforsecurity=False).hexdigest()
-        record["event_id"] = f"rrde:{digest}:{ordinals[identity]}"
-        ordinals[identity] += 1
+        record["event_id"] = synthetic_key("rrde", record, ordinals)
         assert record["event_id"] not in out
         out[record["event_id"]] = record
     return out
