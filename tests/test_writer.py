@@ -1,0 +1,85 @@
+"""The Singer writer: RECORDs buffered in blocks, everything else written out at once, in order."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from types import SimpleNamespace
+
+import pytest
+from singer_sdk.singerlib import RecordMessage, StateMessage
+
+from tap_emailtracking.writer import BLOCK_BYTES, StateFlushingWriter
+
+WHEN = datetime(2026, 12, 3, 7, 0, 1, 123456, tzinfo=timezone.utc)
+RECORD = {"id": "e-1", "n": 3, "none": None, "text": 'ünï "quoted"\n', "nested": {"a": [1, 2]}}
+
+
+@pytest.mark.parametrize("version", [None, 1764745201000])
+def test_write_record_writes_the_bytes_of_the_sdk_record_message(
+    capsysbinary: pytest.CaptureFixture[bytes], version: int | None
+) -> None:
+    writer = StateFlushingWriter()
+    writer.write_record("events", RECORD, version=version, time_extracted=WHEN)
+    writer.write_message(
+        RecordMessage(stream="events", record=RECORD, version=version, time_extracted=WHEN)
+    )
+    writer.flush_pending()
+    first, second, rest = capsysbinary.readouterr().out.split(b"\n")
+    assert first == second
+    assert rest == b""
+    assert b'"time_extracted":"2026-12-03T07:00:01.123456Z"' in first
+
+
+def test_records_wait_for_the_next_state_which_follows_them(
+    capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    writer = StateFlushingWriter()
+    writer.write_record("events", RECORD, version=None, time_extracted=WHEN)
+    assert capsysbinary.readouterr().out == b""
+    writer.write_message(StateMessage(value={"bookmarks": {"events": {"n": 1}}}))
+    lines = capsysbinary.readouterr().out.splitlines()
+    assert [line[:16] for line in lines] == [b'{"type":"RECORD"', b'{"type":"STATE",']
+
+
+def test_records_are_written_in_blocks_so_memory_stays_bounded(
+    capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    writer = StateFlushingWriter()
+    written = 0
+    for index in range(2 * BLOCK_BYTES // 100):
+        writer.write_record("events", {"i": index}, version=None, time_extracted=WHEN)
+        written = len(capsysbinary.readouterr().out) or written
+        assert len(writer._pending) < BLOCK_BYTES + 200
+    assert written >= BLOCK_BYTES
+
+
+class _TrickleFile:
+    """A raw stdout (PYTHONUNBUFFERED) that takes at most 1000 bytes a call, like a busy pipe."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.calls = 0
+
+    def write(self, data: memoryview) -> int:
+        self.calls += 1
+        self.data += data[:1000]
+        return min(1000, len(data))
+
+    def flush(self) -> None:
+        pass
+
+
+def test_a_raw_stdout_taking_part_of_a_block_still_gets_all_of_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    raw = _TrickleFile()
+    monkeypatch.setattr(sys, "stdout", SimpleNamespace(buffer=raw))
+    writer = StateFlushingWriter()
+    for index in range(300):
+        writer.write_record("events", {"i": index}, version=None, time_extracted=WHEN)
+    writer.write_message(StateMessage(value={"done": True}))
+    lines = bytes(raw.data).splitlines()
+    assert len(lines) == 301
+    assert lines[299].startswith(b'{"type":"RECORD","stream":"events","record":{"i":299}')
+    assert raw.calls > 1
