@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 from vendor_sandbox.acoustic.data import AcousticDataSpec
 from vendor_sandbox.sandbox import AcousticBexSetup, Sandbox
 
-from .conftest import TapRun, run_tap
+from .conftest import TapRun, parse_messages, run_tap, tap_command, tap_env, write_json
 from .expected_acoustic import bex_expected, without_lineage
 
 STREAM = "acoustic_email_events"
@@ -201,3 +203,73 @@ def test_only_the_chosen_event_types_are_emitted(acoustic: Sandbox, tmp_path: Pa
     assert types == {"emailOpen", "emailClick"}
     want = {k: v for k, v in expected_by_key(acoustic).items() if v["event_type"] in types}
     assert set(emitted_by_key(run)) == set(want)
+
+
+def _with_catalog(box: Sandbox, tmp_path: Path, deselect: str) -> TapRun:
+    """A sync with a catalog from discovery in which one property is deselected."""
+    cfg = config(box)
+    found = subprocess.run(
+        [*tap_command(tmp_path, cfg), "--discover"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=tap_env(),
+    )
+    catalog = json.loads(found.stdout)
+    for entry in catalog["streams"]:
+        for meta in entry["metadata"]:
+            if meta["breadcrumb"] == ["properties", deselect]:
+                meta["metadata"]["selected"] = False
+    catalog_path = write_json(tmp_path / "catalog.json", catalog)
+    done = subprocess.run(
+        [*tap_command(tmp_path, cfg), "--catalog", str(catalog_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=tap_env(),
+    )
+    return TapRun(done.returncode, done.stdout, done.stderr, parse_messages(done.stdout))
+
+
+def test_a_deselected_property_is_left_out_of_every_record(
+    acoustic: Sandbox, tmp_path: Path
+) -> None:
+    run = _with_catalog(acoustic, tmp_path, deselect="user_agent")
+    assert run.returncode == 0, run.stderr[-3000:]
+    want = expected_by_key(acoustic)
+    got = emitted_by_key(run)
+    assert got.keys() == want.keys()
+    assert any(record["user_agent"] for record in want.values())
+    for event_id, record in got.items():
+        assert "user_agent" not in record
+        assert without_lineage(record) == {
+            k: v for k, v in want[event_id].items() if k != "user_agent"
+        }
+
+
+@pytest.mark.parametrize("setting", ["stream_maps", "flattening"])
+def test_stream_maps_and_flattening_still_apply_to_every_record(
+    acoustic: Sandbox, tmp_path: Path, setting: str
+) -> None:
+    cfg = config(acoustic)
+    if setting == "stream_maps":
+        cfg["stream_maps"] = {
+            STREAM: {"email_domain": "email.split('@')[-1] if email else None", "user_agent": None}
+        }
+    else:
+        cfg["flattening_enabled"] = True
+        cfg["flattening_max_depth"] = 1
+    run = run_tap(tmp_path, cfg)
+    assert run.returncode == 0, run.stderr[-3000:]
+    want = expected_by_key(acoustic)
+    got = emitted_by_key(run)
+    assert got.keys() == want.keys()
+    for event_id, record in got.items():
+        source = want[event_id]
+        if setting == "stream_maps":
+            assert "user_agent" not in record
+            domain = source["email"].split("@")[-1] if source["email"] else None
+            assert record["email_domain"] == domain
+        else:  # an object without declared properties flattens to its JSON text
+            assert isinstance(record["custom_columns"], str)
+            assert json.loads(record["custom_columns"]) == source["custom_columns"]
