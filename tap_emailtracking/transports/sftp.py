@@ -4,6 +4,9 @@ Only the protocol lives here; retries, resume, names and messages are in `files.
 checked against a known_hosts file by default (an unknown key is refused, never trusted on first
 use). Downloads use paramiko's prefetch with its default concurrency, which measured fastest and
 steadiest; resume is `seek(offset)` then `prefetch(total_size)` (prefetch takes the *total* size).
+The socket has TCP_NODELAY (paramiko leaves Nagle's algorithm on): every SFTP open, stat and close
+is a small request waiting for its answer, and Nagle with delayed ACKs stalled each by tens of
+milliseconds, which made a folder of 42 BEX files download three times slower on loopback.
 """
 
 from __future__ import annotations
@@ -54,6 +57,14 @@ class _AcceptAnyHostKey(paramiko.MissingHostKeyPolicy):
         self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
     ) -> None:
         return
+
+
+def _no_delay(client: paramiko.SSHClient) -> None:
+    """Send small SFTP requests at once (see the module docs)."""
+    transport = client.get_transport()
+    sock = transport.sock if transport is not None else None
+    if isinstance(sock, socket.socket):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _guard_prefetch_thread(handle: paramiko.SFTPFile) -> None:
@@ -116,6 +127,7 @@ class SftpFileSite(FileSite):
                 look_for_keys=False,
                 allow_agent=False,
             )
+            _no_delay(client)
             sftp = client.open_sftp()
             channel = sftp.get_channel()
             if channel is not None:
