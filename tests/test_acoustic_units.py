@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -247,3 +247,19 @@ def test_a_bad_time_or_a_missing_column_fails_with_the_place() -> None:
         mapper().record(4, ["a", "1", "emailOpen", "yesterday", "e", "", "", ""])
     with pytest.raises(CorruptFileError, match="lacks the 'code' or 'timestamp' column"):
         mapper(header=["Email", "eventId"])
+
+
+def test_event_times_read_from_a_known_minute_equal_a_full_parse() -> None:
+    """The per-minute shortcut for `…Z` times gives exactly what `datetime` gives, or fails."""
+    rows = mapper()
+    base = datetime(2024, 3, 10, 23, 58, tzinfo=timezone.utc)
+    seen = []
+    for step in range(0, 3 * 60 * 60, 7):  # minutes and hours, every second digit
+        moment = base + timedelta(seconds=step)
+        raw = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        seen.append(rows.occurred_at(raw, 2))
+        assert seen[-1] == moment.isoformat(), raw
+    assert len(set(seen)) == len(seen)
+    for bad in ("2024-03-10T23:58:60Z", "2024-03-10T23:58:6xZ", "2024-03-10T23:58:99Z"):
+        with pytest.raises(CorruptFileError, match="unreadable event time"):
+            rows.occurred_at(bad, 7)

@@ -10,6 +10,7 @@ among identical rows of the file), so re-reading a file always yields the same k
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -87,6 +88,11 @@ TEMPLATE: dict[str, Any] = {
 _IDENTITY = ("recipient_id", "message_id", "report_id", "event_type", "occurred_at", "click_url")
 
 
+def _pick_one_or_none(indices: list[int]) -> Callable[[list[str]], tuple[str, ...]]:
+    """`itemgetter` for 0 or 1 index, returning a tuple like it does for 2 or more."""
+    return lambda fields: tuple(fields[i] for i in indices)
+
+
 class RowMapper:
     """Turn one file's rows into records; built from the file's header."""
 
@@ -137,6 +143,14 @@ class RowMapper:
             )
         self._ordinals: dict[str, int] = {}
         self._seen_times: dict[str, str] = {}
+        self._utc_minutes: set[str] = set()
+        # Per file: the constant properties once, the mapped columns as one C-level lookup.
+        self._template = {**TEMPLATE, "source_file": file_name}
+        self._names = tuple(name for _, name in self._fields)
+        indices = [index for index, _ in self._fields]
+        self._pick: Callable[[list[str]], tuple[str, ...]] = (
+            operator.itemgetter(*indices) if len(indices) > 1 else _pick_one_or_none(indices)
+        )
 
     def _bad(self, what: str, line: int) -> CorruptFileError:
         return CorruptFileError(
@@ -150,6 +164,16 @@ class RowMapper:
 
     def occurred_at(self, raw: str, line: int) -> str:
         """ISO 8601 with offset from `…Z`, an offset, or `MM/DD/YYYY HH:MM:SS` (local)."""
+        # BEX writes `YYYY-MM-DDTHH:MM:SSZ`: once a minute's prefix has parsed, the same minute
+        # with valid seconds needs no parsing (the result is what `datetime.isoformat` gives).
+        if (
+            len(raw) == 20
+            and raw[19] == "Z"
+            and raw[17] in "012345"
+            and raw[18] in "0123456789"
+            and raw[:17] in self._utc_minutes
+        ):
+            return raw[:19] + "+00:00"
         cached = self._seen_times.get(raw)
         if cached is not None:
             return cached
@@ -169,14 +193,16 @@ class RowMapper:
             raise self._bad(f"unreadable event time {raw!r}", line) from None
         if len(self._seen_times) > 100_000:
             self._seen_times.clear()
+            self._utc_minutes.clear()
         self._seen_times[raw] = value
+        if len(raw) == 20 and raw[19] == "Z" and value == raw[:19] + "+00:00":
+            self._utc_minutes.add(raw[:17])
         return value
 
     def record(self, line: int, fields: list[str]) -> dict[str, Any]:
         """One row as a record (every schema property present)."""
-        record = dict(TEMPLATE)
-        for index, name in self._fields:
-            record[name] = fields[index] or None
+        record = self._template.copy()
+        record.update(zip(self._names, [v or None for v in self._pick(fields)], strict=True))
         raw_type = fields[self._type_at].strip()
         if not raw_type:
             raise self._bad("a row without an event type", line)
@@ -192,7 +218,6 @@ class RowMapper:
             record["custom_columns"] = {name: fields[i] or None for i, name in self._custom}
         if self._extra:
             record["extra_columns"] = {name: fields[i] or None for i, name in self._extra}
-        record["source_file"] = self._file
         record["source_line"] = line
         event_id = fields[self._id_at].strip() if self._id_at >= 0 else ""
         if not event_id:
