@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -21,13 +20,7 @@ from tap_emailtracking.errors import (
     RemoteFileMissingError,
     TransportError,
 )
-from tap_emailtracking.transports.ahead import DownloadAhead
-from tap_emailtracking.transports.files import (
-    FileSite,
-    FileSiteSettings,
-    ProgressCallback,
-    open_file_site,
-)
+from tap_emailtracking.transports.files import FileSite, FileSiteSettings, open_file_site
 from tap_emailtracking.transports.ftp import FtpFileSite
 from vendor_sandbox.servers.ftp import FtpServer
 from vendor_sandbox.servers.http import HttpServer
@@ -397,64 +390,3 @@ def test_sftp_sends_small_requests_without_waiting_nagle_off(servers: FileServer
         transport = site._client.get_transport()  # type: ignore[attr-defined]
         sock = transport.sock
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
-
-
-def _ahead(site: FileSite, names: list[str], folder: Path) -> DownloadAhead[str]:
-    def download(name: str, local: Path, progress: ProgressCallback) -> int:
-        return site.download(name, local, on_progress=progress)
-
-    return DownloadAhead(names, download=download, local_path=lambda name: folder / name)
-
-
-def test_download_ahead_fetches_the_next_file_while_one_is_read(
-    servers: FileServers, tmp_path: Path
-) -> None:
-    got: list[tuple[str, bytes]] = []
-    with (
-        site_for(servers.settings("sftp"), []) as site,
-        _ahead(site, [SMALL_NAME, BIG_NAME], tmp_path) as downloads,
-    ):
-        for name, local in downloads:
-            got.append((name, local.read_bytes()))
-            if name == SMALL_NAME:
-                # While the first file is in the caller's hands the second one is on its way.
-                deadline = time.monotonic() + 10
-                while servers.faults.downloads_started < 2 and time.monotonic() < deadline:
-                    time.sleep(0.01)
-                assert servers.faults.downloads_started == 2
-    assert got == [(SMALL_NAME, SMALL_BODY), (BIG_NAME, servers.big)]
-    assert list(tmp_path.iterdir()) == []  # each file is removed once the caller moves on
-
-
-def test_download_ahead_raises_a_download_error_in_order_after_earlier_files(
-    servers: FileServers, tmp_path: Path
-) -> None:
-    seen: list[str] = []
-
-    def read_all(downloads: DownloadAhead[str]) -> None:
-        for name, _ in downloads:
-            seen.append(name)
-
-    with (
-        site_for(servers.settings("sftp"), []) as site,
-        _ahead(site, [SMALL_NAME, "gone.zip", BIG_NAME], tmp_path) as downloads,
-        pytest.raises(RemoteFileMissingError, match=r"gone\.zip"),
-    ):
-        read_all(downloads)
-    assert seen == [SMALL_NAME]
-    assert servers.faults.downloads_started == 1  # nothing after the missing file was fetched
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_leaving_download_ahead_early_removes_the_file_in_flight(
-    servers: FileServers, tmp_path: Path
-) -> None:
-    with site_for(servers.settings("sftp"), []) as site:
-        with _ahead(site, [SMALL_NAME, BIG_NAME, SUBFOLDER_FILE], tmp_path) as downloads:
-            for name, _ in downloads:
-                assert name == SMALL_NAME
-                break
-        assert list(tmp_path.iterdir()) == []
-        assert not [t for t in threading.enumerate() if t.name.startswith("download-ahead")]
-        # The connection is still good for the caller's next step.
-        assert site.download(SMALL_NAME, tmp_path / "again.txt") == len(SMALL_BODY)

@@ -35,11 +35,9 @@ from tap_emailtracking.jobs import (
     Submission,
 )
 from tap_emailtracking.timestamps import LocalTimeFormatter, zone
-from tap_emailtracking.transports.ahead import DownloadAhead
 from tap_emailtracking.transports.files import (
     FileSite,
     FileSiteSettings,
-    ProgressCallback,
     RemoteFile,
     open_file_site,
 )
@@ -271,40 +269,33 @@ class AcousticExports:
         )
         return pending
 
-    def bex_downloads(self, files: list[BexFile], *, stream: str) -> DownloadAhead[BexFile]:
-        """Local copies of `files` in order, the next one downloading while one is read."""
-
-        def download(file: BexFile, local: Path, progress: ProgressCallback) -> int:
-            return self.on_site(
-                stream, lambda site: site.download(file.name, local, on_progress=progress)
-            )
-
-        return DownloadAhead(files, download=download, local_path=self.local_path)
-
-    def local_path(self, file: BexFile) -> Path:
-        """Where a file's download goes in the work folder (a safe name)."""
-        return self.workdir / re.sub(r"[^A-Za-z0-9_.-]", "_", file.name)
-
-    def bex_records(self, file: BexFile, local: Path, *, stream: str) -> Iterator[dict[str, Any]]:
-        """Every record of one downloaded BEX file."""
+    def bex_records(self, file: BexFile, *, stream: str) -> Iterator[dict[str, Any]]:
+        """Every record of one BEX file."""
         definition = self.definition(stream)
-        extension = Path(file.name.lower().removesuffix(".gz").removesuffix(".zip")).suffix
-        fmt = {".csv": "CSV", ".psv": "PSV", ".tsv": "TSV"}.get(extension, definition.file_format)
-        started = time.monotonic()
-        count = 0
-        for record in self._rows(
-            local,
-            kind="bex",
-            delimiter=DELIMITERS[fmt],
-            custom_columns=definition.custom_columns,
-            name=file.name,
-            stream=stream,
-        ):
-            count += 1
-            yield record
-        LOGGER.info(
-            "Acoustic: %s: %d records in %.1f s", file.name, count, time.monotonic() - started
-        )
+        local = self.workdir / re.sub(r"[^A-Za-z0-9_.-]", "_", file.name)
+        try:
+            self.on_site(stream, lambda site: site.download(file.name, local))
+            extension = Path(file.name.lower().removesuffix(".gz").removesuffix(".zip")).suffix
+            fmt = {".csv": "CSV", ".psv": "PSV", ".tsv": "TSV"}.get(
+                extension, definition.file_format
+            )
+            started = time.monotonic()
+            count = 0
+            for record in self._rows(
+                local,
+                kind="bex",
+                delimiter=DELIMITERS[fmt],
+                custom_columns=definition.custom_columns,
+                name=file.name,
+                stream=stream,
+            ):
+                count += 1
+                yield record
+            LOGGER.info(
+                "Acoustic: %s: %d records in %.1f s", file.name, count, time.monotonic() - started
+            )
+        finally:
+            local.unlink(missing_ok=True)
 
     # -- Raw Recipient Data Export ------------------------------------------------------------
 

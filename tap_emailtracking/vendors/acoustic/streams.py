@@ -47,12 +47,10 @@ class AcousticEmailEventsStream(ExportStream):
         if exports.settings.export_mode == "bex":
             raw = None if self.full_table else self.stream_state.get(FILE_BOOKMARK)
             marker = FileMarker.from_state(raw, exports.settings.marker_history_days)
-            pending = exports.pending_files(marker, stream=self.name)
-            with exports.bex_downloads(pending, stream=self.name) as downloads:
-                for file, local in downloads:
-                    yield from exports.bex_records(file, local, stream=self.name)
-                    marker.mark_done(file)
-                    self.commit(FILE_BOOKMARK, marker.to_state())
+            for file in exports.pending_files(marker, stream=self.name):
+                yield from exports.bex_records(file, stream=self.name)
+                marker.mark_done(file)
+                self.commit(FILE_BOOKMARK, marker.to_state())
             return
         bookmark = None if self.full_table else self.stream_state.get(WINDOW_BOOKMARK)
         for window in exports.plan(bookmark):
