@@ -80,7 +80,10 @@ def write_json(path: Path, value: Any) -> Path:
 
 
 def tap_command(
-    workdir: Path, config: dict[str, Any], state: dict[str, Any] | None = None
+    workdir: Path,
+    config: dict[str, Any],
+    state: dict[str, Any] | None = None,
+    catalog: dict[str, Any] | None = None,
 ) -> list[str]:
     command = [
         sys.executable,
@@ -91,6 +94,8 @@ def tap_command(
     ]
     if state is not None:
         command += ["--state", str(write_json(workdir / "state.json", state))]
+    if catalog is not None:
+        command += ["--catalog", str(write_json(workdir / "catalog.json", catalog))]
     return command
 
 
@@ -100,17 +105,42 @@ def tap_env() -> dict[str, str]:
     return env
 
 
+def discover(workdir: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """The catalog `--discover` prints."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    found = subprocess.run(
+        [*tap_command(workdir, config), "--discover"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=tap_env(),
+    )
+    catalog: dict[str, Any] = json.loads(found.stdout)
+    return catalog
+
+
+def set_selected(
+    catalog: dict[str, Any], breadcrumb: list[str], selected: Callable[[str], bool]
+) -> None:
+    """Set `selected` on every stream's metadata at `breadcrumb`, by the stream's id."""
+    for entry in catalog["streams"]:
+        for meta in entry["metadata"]:
+            if meta["breadcrumb"] == breadcrumb:
+                meta["metadata"]["selected"] = selected(entry["tap_stream_id"])
+
+
 def run_tap(
     workdir: Path,
     config: dict[str, Any],
     state: dict[str, Any] | None = None,
     *,
+    catalog: dict[str, Any] | None = None,
     timeout: float = 120,
 ) -> TapRun:
     """Run `python -m tap_emailtracking` to completion."""
     workdir.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(
-        tap_command(workdir, config, state),
+        tap_command(workdir, config, state, catalog),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 from vendor_sandbox.acoustic.data import AcousticDataSpec
 from vendor_sandbox.sandbox import AcousticBexSetup, Sandbox
 
-from .conftest import TapRun, parse_messages, run_tap, tap_command, tap_env, write_json
+from .conftest import TapRun, discover, run_tap, set_selected
 from .expected_acoustic import bex_expected, without_lineage
 
 STREAM = "acoustic_email_events"
@@ -205,36 +204,12 @@ def test_only_the_chosen_event_types_are_emitted(acoustic: Sandbox, tmp_path: Pa
     assert set(emitted_by_key(run)) == set(want)
 
 
-def _with_catalog(box: Sandbox, tmp_path: Path, deselect: str) -> TapRun:
-    """A sync with a catalog from discovery in which one property is deselected."""
-    cfg = config(box)
-    found = subprocess.run(
-        [*tap_command(tmp_path, cfg), "--discover"],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=tap_env(),
-    )
-    catalog = json.loads(found.stdout)
-    for entry in catalog["streams"]:
-        for meta in entry["metadata"]:
-            if meta["breadcrumb"] == ["properties", deselect]:
-                meta["metadata"]["selected"] = False
-    catalog_path = write_json(tmp_path / "catalog.json", catalog)
-    done = subprocess.run(
-        [*tap_command(tmp_path, cfg), "--catalog", str(catalog_path)],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=tap_env(),
-    )
-    return TapRun(done.returncode, done.stdout, done.stderr, parse_messages(done.stdout))
-
-
 def test_a_deselected_property_is_left_out_of_every_record(
     acoustic: Sandbox, tmp_path: Path
 ) -> None:
-    run = _with_catalog(acoustic, tmp_path, deselect="user_agent")
+    catalog = discover(tmp_path, config(acoustic))
+    set_selected(catalog, ["properties", "user_agent"], lambda stream: False)
+    run = run_tap(tmp_path, config(acoustic), catalog=catalog)
     assert run.returncode == 0, run.stderr[-3000:]
     want = expected_by_key(acoustic)
     got = emitted_by_key(run)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -13,7 +11,7 @@ import pytest
 
 from vendor_sandbox.sandbox import Sandbox
 
-from .conftest import TapRun, dedup, parse_messages, run_tap, tap_command, tap_env, write_json
+from .conftest import TapRun, dedup, discover, run_tap, set_selected
 from .expected import PRIMARY_KEYS, expected_records
 
 STREAMS = sorted(PRIMARY_KEYS)
@@ -112,28 +110,10 @@ def test_selecting_one_stream_emits_and_bookmarks_only_that_stream(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
     config = sandbox.tap_config()
-    discovery = subprocess.run(
-        [*tap_command(tmp_path, config), "--discover"],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=tap_env(),
-    )
-    catalog = json.loads(discovery.stdout)
-    for entry in catalog["streams"]:
-        for meta in entry["metadata"]:
-            if meta["breadcrumb"] == []:
-                meta["metadata"]["selected"] = entry["tap_stream_id"] == "exacttarget_clicks"
-    catalog_path = write_json(tmp_path / "catalog.json", catalog)
-    done = subprocess.run(
-        [*tap_command(tmp_path, config), "--catalog", str(catalog_path)],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=tap_env(),
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    run = TapRun(done.returncode, done.stdout, done.stderr, parse_messages(done.stdout))
+    catalog = discover(tmp_path, config)
+    set_selected(catalog, [], lambda stream: stream == "exacttarget_clicks")
+    run = run_tap(tmp_path, config, catalog=catalog)
+    assert run.returncode == 0, run.stderr[-3000:]
     assert set(run.records) == {"exacttarget_clicks"}
     expected = expected_records(sandbox.exacttarget_truth(), ZoneInfo(sandbox.ET_TIMEZONE))
     assert (
