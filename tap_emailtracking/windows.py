@@ -7,9 +7,9 @@ day after is the vendor's call (see `next_start`): a day that is not over yet mu
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 
 
 @dataclass(frozen=True, order=True)
@@ -59,33 +59,44 @@ def plan_windows(
         start = end + timedelta(days=1)
 
 
-def plan_run(
-    *,
-    start_date: date,
-    end_date: date | None,
-    today: date,
-    bookmark: str | None,
-    lookback_days: int,
-    max_days: int,
-    in_flight: dict[date, date] | None = None,
-) -> list[DateWindow]:
-    """One run's windows: from the bookmark less the lookback (or start_date) to today/end_date.
+@dataclass(frozen=True)
+class RunPlanner:
+    """One vendor's date windows for a sync: the account's today, and the run's windows.
 
-    `in_flight` maps the start of each window whose job is still in flight to its end. Those
-    windows are reused (see `plan_windows`), and a lookback day that falls inside one starts the
-    plan at that window, so the job is resumed rather than its days exported again in a
-    differently cut window.
+    `in_flight` gives, at planning time, the start of each window whose job is still in flight
+    mapped to its end (from the vendor's job ledger).
     """
-    in_flight = in_flight or {}
-    last = today if end_date is None else min(end_date, today)
-    first = start_date
-    if bookmark:
-        resume = date.fromisoformat(bookmark) - timedelta(days=lookback_days)
-        for start, end in in_flight.items():
-            if start <= resume <= end:
-                resume = start
-        first = max(first, resume)
-    return list(plan_windows(first, last, max_days, preferred_ends=in_flight))
+
+    start_date: date
+    end_date: date | None
+    tz: tzinfo
+    lookback_days: int
+    window_days: int
+    in_flight: Callable[[], dict[date, date]]
+    now: Callable[[], datetime]
+
+    def today(self) -> date:
+        """The account's current calendar day."""
+        return self.now().astimezone(self.tz).date()
+
+    def plan(self, bookmark: str | None) -> list[DateWindow]:
+        """Windows from the bookmark less the lookback (or start_date) to today/end_date.
+
+        In-flight windows are reused (see `plan_windows`), and a lookback day that falls inside
+        one starts the plan at that window, so the job is resumed rather than its days exported
+        again in a differently cut window.
+        """
+        today = self.today()
+        in_flight = self.in_flight()
+        last = today if self.end_date is None else min(self.end_date, today)
+        first = self.start_date
+        if bookmark:
+            resume = date.fromisoformat(bookmark) - timedelta(days=self.lookback_days)
+            for start, end in in_flight.items():
+                if start <= resume <= end:
+                    resume = start
+            first = max(first, resume)
+        return list(plan_windows(first, last, self.window_days, preferred_ends=in_flight))
 
 
 def next_start(window: DateWindow, today: date) -> date:

@@ -40,8 +40,8 @@ def exports(
 def test_windows_run_from_start_date_to_the_accounts_today() -> None:
     # 03:00 UTC on March 20 is still March 19 in Chicago: the 19th is the last day planned.
     planner = exports(now=datetime(2024, 3, 20, 3, 0, tzinfo=timezone.utc))
-    assert planner.today() == date(2024, 3, 19)
-    assert planner.plan(None) == [
+    assert planner.windows.today() == date(2024, 3, 19)
+    assert planner.windows.plan(None) == [
         DateWindow(date(2024, 3, 1), date(2024, 3, 7)),
         DateWindow(date(2024, 3, 8), date(2024, 3, 14)),
         DateWindow(date(2024, 3, 15), date(2024, 3, 19)),
@@ -50,22 +50,22 @@ def test_windows_run_from_start_date_to_the_accounts_today() -> None:
 
 def test_a_bookmark_resumes_with_the_lookback() -> None:
     planner = exports(now=datetime(2024, 3, 20, 12, tzinfo=timezone.utc), lookback_days=2)
-    assert planner.plan("2024-03-15") == [
+    assert planner.windows.plan("2024-03-15") == [
         DateWindow(date(2024, 3, 13), date(2024, 3, 19)),
         DateWindow(date(2024, 3, 20), date(2024, 3, 20)),
     ]
     # Never earlier than start_date.
-    assert planner.plan("2024-03-02")[0].start == date(2024, 3, 1)
+    assert planner.windows.plan("2024-03-02")[0].start == date(2024, 3, 1)
 
 
 def test_end_date_caps_the_plan_and_a_finished_plan_is_empty() -> None:
     planner = exports(now=datetime(2024, 6, 1, tzinfo=timezone.utc), end=date(2024, 3, 10))
-    assert planner.plan(None)[-1].end == date(2024, 3, 10)
-    assert planner.plan("2024-03-11") == [DateWindow(date(2024, 3, 10), date(2024, 3, 10))]
+    assert planner.windows.plan(None)[-1].end == date(2024, 3, 10)
+    assert planner.windows.plan("2024-03-11") == [DateWindow(date(2024, 3, 10), date(2024, 3, 10))]
     planner = exports(
         now=datetime(2024, 6, 1, tzinfo=timezone.utc), end=date(2024, 3, 10), lookback_days=0
     )
-    assert planner.plan("2024-03-11") == []
+    assert planner.windows.plan("2024-03-11") == []
 
 
 def test_an_in_flight_batch_keeps_its_window_after_today_moved_on() -> None:
@@ -81,7 +81,7 @@ def test_an_in_flight_batch_keeps_its_window_after_today_moved_on() -> None:
         }
     }
     planner = exports(now=datetime(2024, 3, 20, 12, tzinfo=timezone.utc), state=state)
-    windows = planner.plan("2024-03-16")
+    windows = planner.windows.plan("2024-03-16")
     assert windows[0] == DateWindow(date(2024, 3, 15), date(2024, 3, 16))
     assert planner.unit(windows[0]) in state["bookmarks"][LEDGER_NAME]
     assert windows[1] == DateWindow(date(2024, 3, 17), date(2024, 3, 20))

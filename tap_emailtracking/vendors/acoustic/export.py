@@ -52,7 +52,7 @@ from tap_emailtracking.vendors.acoustic.bex import (
 from tap_emailtracking.vendors.acoustic.client import VENDOR, AcousticClient, find_first, xml_text
 from tap_emailtracking.vendors.acoustic.rows import RowMapper, map_rows
 from tap_emailtracking.vendors.acoustic.settings import AcousticSettings
-from tap_emailtracking.windows import DateWindow, plan_run
+from tap_emailtracking.windows import DateWindow, RunPlanner
 from tap_emailtracking.workdirs import make_workdir
 
 LOGGER = logging.getLogger("tap_emailtracking.acoustic")
@@ -92,10 +92,7 @@ class AcousticExports:
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ) -> None:
         self.settings = settings
-        self.start_date = start_date
-        self.end_date = end_date
         self._sleep = sleep
-        self._now = now
         self.client = AcousticClient(settings)
         self.tz = zone(settings.timezone)
         self.formatter = LocalTimeFormatter(self.tz)
@@ -103,6 +100,15 @@ class AcousticExports:
         self._definition: Definition | None = None
         self._site: FileSite | None = None
         self.ledger = JobLedger(state, LEDGER_NAME, checkpoint)
+        self.windows = RunPlanner(
+            start_date=start_date,
+            end_date=end_date,
+            tz=self.tz,
+            lookback_days=settings.lookback_days,
+            window_days=settings.window_days,
+            in_flight=self.ledger.in_flight_windows,
+            now=now,
+        )
         self.runner = JobRunner(
             vendor=VENDOR,
             ledger=self.ledger,
@@ -298,22 +304,6 @@ class AcousticExports:
             local.unlink(missing_ok=True)
 
     # -- Raw Recipient Data Export ------------------------------------------------------------
-
-    def today(self) -> date:
-        """The org's current calendar day."""
-        return self._now().astimezone(self.tz).date()
-
-    def plan(self, bookmark: str | None) -> list[DateWindow]:
-        """Activity windows from the bookmark (less the lookback) or start_date to today."""
-        return plan_run(
-            start_date=self.start_date,
-            end_date=self.end_date,
-            today=self.today(),
-            bookmark=bookmark,
-            lookback_days=self.settings.lookback_days,
-            max_days=self.settings.window_days,
-            in_flight=self.ledger.in_flight_windows(),
-        )
 
     def raw_records(self, window: DateWindow, *, stream: str) -> Iterator[dict[str, Any]]:
         """Run (or resume) the window's RawRecipientDataExport job and read its file."""

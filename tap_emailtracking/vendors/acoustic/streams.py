@@ -53,7 +53,7 @@ class AcousticEmailEventsStream(ExportStream):
                 self.commit(FILE_BOOKMARK, marker.to_state())
             return
         bookmark = None if self.full_table else self.stream_state.get(WINDOW_BOOKMARK)
-        for window in exports.plan(bookmark):
+        for window in exports.windows.plan(bookmark):
             yield from exports.raw_records(window, stream=self.name)
-            self.commit(WINDOW_BOOKMARK, next_start(window, exports.today()).isoformat())
+            self.commit(WINDOW_BOOKMARK, next_start(window, exports.windows.today()).isoformat())
             exports.ledger.drop(window.key())

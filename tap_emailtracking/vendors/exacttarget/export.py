@@ -36,7 +36,7 @@ from tap_emailtracking.vendors.exacttarget.client import (
 )
 from tap_emailtracking.vendors.exacttarget.parser import ExportParser
 from tap_emailtracking.vendors.exacttarget.settings import ExactTargetSettings
-from tap_emailtracking.windows import DateWindow, plan_run
+from tap_emailtracking.windows import DateWindow, RunPlanner
 from tap_emailtracking.workdirs import make_workdir
 
 LOGGER = logging.getLogger("tap_emailtracking.exacttarget")
@@ -62,9 +62,6 @@ class ExactTargetExports:
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ) -> None:
         self.settings = settings
-        self.start_date = start_date
-        self.end_date = end_date
-        self._now = now
         self._pending_kinds = pending_kinds
         self._bookmark_of = bookmark_of
         self.tz = zone(settings.timezone)
@@ -79,6 +76,15 @@ class ExactTargetExports:
         )
         self.client = ExactTargetClient(settings, self.http)
         self.ledger = JobLedger(state, LEDGER_NAME, checkpoint)
+        self.windows = RunPlanner(
+            start_date=start_date,
+            end_date=end_date,
+            tz=self.tz,
+            lookback_days=settings.lookback_days,
+            window_days=settings.window_days,
+            in_flight=self.ledger.in_flight_windows,
+            now=now,
+        )
         self.runner = JobRunner(
             vendor=VENDOR,
             ledger=self.ledger,
@@ -95,22 +101,6 @@ class ExactTargetExports:
         self._used_units: set[str] = set()
 
     # -- planning -----------------------------------------------------------------------------
-
-    def today(self) -> date:
-        """The account's current calendar day."""
-        return self._now().astimezone(self.tz).date()
-
-    def plan(self, bookmark: str | None) -> list[DateWindow]:
-        """Windows from the bookmark (less the lookback) or start_date, up to today/end_date."""
-        return plan_run(
-            start_date=self.start_date,
-            end_date=self.end_date,
-            today=self.today(),
-            bookmark=bookmark,
-            lookback_days=self.settings.lookback_days,
-            max_days=self.settings.window_days,
-            in_flight=self.ledger.in_flight_windows(),
-        )
 
     def sends_for(self, window: DateWindow) -> DateWindow | None:
         """The send-date range for a window (None: a single <daterange>)."""
@@ -181,7 +171,7 @@ class ExactTargetExports:
         others = {
             other
             for other in self._pending_kinds() - {kind}
-            if window in self.plan(self._bookmark_of(other))
+            if window in self.windows.plan(self._bookmark_of(other))
         }
         spool = SpoolWriter(self.workdir, safe, others)
         wanted = others | {kind}

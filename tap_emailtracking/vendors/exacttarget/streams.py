@@ -40,7 +40,7 @@ class ExactTargetStream(ExportStream):
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Walk the windows; commit each one once its records are all out."""
         exports = self.owner.exacttarget_exports()
-        windows = exports.plan(self.bookmark())
+        windows = exports.windows.plan(self.bookmark())
         if windows:
             self.logger.info(
                 "ExactTarget: %s: %d window(s) to export, %s to %s",
@@ -51,7 +51,7 @@ class ExactTargetStream(ExportStream):
             )
         for window in windows:
             yield from exports.records(self.kind, window, stream=self.name)
-            self.commit(BOOKMARK, next_start(window, exports.today()).isoformat())
+            self.commit(BOOKMARK, next_start(window, exports.windows.today()).isoformat())
             exports.committed(self.kind, window)
         self.owner.stream_finished(self.name)
         exports.finish_stream(self.kind)
