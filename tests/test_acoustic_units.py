@@ -263,3 +263,25 @@ def test_event_times_read_from_a_known_minute_equal_a_full_parse() -> None:
     for bad in ("2024-03-10T23:58:60Z", "2024-03-10T23:58:6xZ", "2024-03-10T23:58:99Z"):
         with pytest.raises(CorruptFileError, match="unreadable event time"):
             rows.occurred_at(bad, 7)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        ["code", "timestamp"],
+        ["code", "Email", "timestamp"],
+        ["Email", "code", "timestamp", "docType"],
+    ],
+)
+def test_files_with_none_one_or_several_known_columns_map_alike(header: list[str]) -> None:
+    values = {"Email": "a@x.com", "docType": "HTML", "code": "emailOpen"}
+    values["timestamp"] = "2024-01-01T04:12:33Z"
+    record = mapper(header=header).record(2, [values[name] for name in header])
+    assert record["email"] == ("a@x.com" if "Email" in header else None)
+    assert record["doc_type"] == ("HTML" if "docType" in header else None)
+    assert record["event_type"] == "emailOpen"
+    assert record["occurred_at"] == "2024-01-01T04:12:33+00:00"
+    assert record["source_file"] == "f.csv"
+    assert set(record) == set(
+        mapper().record(2, ["a", "1", "emailOpen", "2024-01-01T04:12:33Z", "e", "", "", ""])
+    )
