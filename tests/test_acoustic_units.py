@@ -285,3 +285,17 @@ def test_files_with_none_one_or_several_known_columns_map_alike(header: list[str
     assert set(record) == set(
         mapper().record(2, ["a", "1", "emailOpen", "2024-01-01T04:12:33Z", "e", "", "", ""])
     )
+
+
+@pytest.mark.parametrize("day", [datetime(2024, 3, 9, 23), datetime(2024, 11, 2, 23)])
+def test_local_event_times_of_a_known_hour_equal_a_full_parse(day: datetime) -> None:
+    """RRDE's `MM/DD/YYYY HH:MM:SS` (org zone), across a DST change, with and without the cache."""
+    warm = mapper("rrde", ["Event Type", "Event Timestamp"])
+    for step in range(0, 4 * 60 * 60, 13):
+        raw = (day + timedelta(seconds=step)).strftime("%m/%d/%Y %H:%M:%S")
+        cold = mapper("rrde", ["Event Type", "Event Timestamp"])  # nothing known: a full parse
+        assert warm.occurred_at(raw, 2) == cold.occurred_at(raw, 2), raw
+    assert warm.occurred_at("11/03/2024 01:30:00", 2) == "2024-11-03T01:30:00-04:00"  # fold 0
+    for bad in ("11/03/2024 01:60:00", "11/03/2024 01:30:6x", "13/03/2024 01:30:00"):
+        with pytest.raises(CorruptFileError, match="unreadable event time"):
+            warm.occurred_at(bad, 7)

@@ -85,6 +85,8 @@ TEMPLATE: dict[str, Any] = {
     "source_file": None,
     "source_line": None,
 }
+_SIXTY = "012345"  # the first digit of a valid minute or second
+_DIGITS = "0123456789"
 _IDENTITY = ("recipient_id", "message_id", "report_id", "event_type", "occurred_at", "click_url")
 
 
@@ -142,8 +144,8 @@ class RowMapper:
                 "this definition's exports",
             )
         self._ordinals: dict[str, int] = {}
-        self._seen_times: dict[str, str] = {}
-        self._utc_minutes: set[str] = set()
+        # A parsed time's start (see `occurred_at`) -> what its ISO text begins and ends with.
+        self._known_starts: dict[str, tuple[str, str]] = {}
         # Per file: the constant properties once, the mapped columns as one C-level lookup.
         self._template = {**TEMPLATE, "source_file": file_name}
         self._names = tuple(name for _, name in self._fields)
@@ -163,41 +165,52 @@ class RowMapper:
         )
 
     def occurred_at(self, raw: str, line: int) -> str:
-        """ISO 8601 with offset from `…Z`, an offset, or `MM/DD/YYYY HH:MM:SS` (local)."""
-        # BEX writes `YYYY-MM-DDTHH:MM:SSZ`: once a minute's prefix has parsed, the same minute
-        # with valid seconds needs no parsing (the result is what `datetime.isoformat` gives).
-        if (
-            len(raw) == 20
-            and raw[19] == "Z"
-            and raw[17] in "012345"
-            and raw[18] in "0123456789"
-            and raw[:17] in self._utc_minutes
+        """ISO 8601 with offset from `…Z`, an offset, or `MM/DD/YYYY HH:MM:SS` (local).
+
+        Millions of rows share few starts: BEX's `YYYY-MM-DDTHH:MM:SSZ` a minute, RRDE's
+        `MM/DD/YYYY HH:MM:SS` an hour. Once a start has parsed, a time that only adds valid
+        digits to it is put together from that parse: the very text a parse would give.
+        """
+        if len(raw) == 20:
+            if raw[19] == "Z" and raw[17] in _SIXTY and raw[18] in _DIGITS:
+                known = self._known_starts.get(raw[:17])
+                if known is not None:
+                    return raw[:19] + known[1]
+        elif (
+            len(raw) == 19
+            and raw[13] == ":"
+            and raw[16] == ":"
+            and raw[14] in _SIXTY
+            and raw[15] in _DIGITS
+            and raw[17] in _SIXTY
+            and raw[18] in _DIGITS
         ):
-            return raw[:19] + "+00:00"
-        cached = self._seen_times.get(raw)
-        if cached is not None:
-            return cached
+            known = self._known_starts.get(raw[:13])
+            if known is not None:
+                return f"{known[0]}{raw[14:16]}:{raw[17:19]}{known[1]}"
+        value = self._parse_time(raw, line)
+        if len(self._known_starts) > 100_000:
+            self._known_starts.clear()
+        if len(raw) == 20 and raw[19] == "Z" and value == raw[:19] + "+00:00":
+            self._known_starts[raw[:17]] = (raw[:17], "+00:00")
+        elif len(raw) == 19 and "/" in raw and value[14:19] == raw[14:19]:
+            self._known_starts[raw[:13]] = (value[:14], value[19:])
+        return value
+
+    def _parse_time(self, raw: str, line: int) -> str:
         text = raw.strip()
         try:
             if "/" in text:
                 parsed = datetime.strptime(text, "%m/%d/%Y %H:%M:%S")
-                value = self._formatter.iso(
+                return self._formatter.iso(
                     parsed.year, parsed.month, parsed.day, parsed.hour, parsed.minute, parsed.second
                 )
-            else:
-                moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-                if moment.tzinfo is None:
-                    moment = moment.replace(tzinfo=timezone.utc)
-                value = moment.isoformat()
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=timezone.utc)
+            return moment.isoformat()
         except ValueError:
             raise self._bad(f"unreadable event time {raw!r}", line) from None
-        if len(self._seen_times) > 100_000:
-            self._seen_times.clear()
-            self._utc_minutes.clear()
-        self._seen_times[raw] = value
-        if len(raw) == 20 and raw[19] == "Z" and value == raw[:19] + "+00:00":
-            self._utc_minutes.add(raw[:17])
-        return value
 
     def record(self, line: int, fields: list[str]) -> dict[str, Any]:
         """One row as a record (every schema property present)."""
