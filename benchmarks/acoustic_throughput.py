@@ -1,7 +1,8 @@
-"""Acoustic BEX throughput and memory: the tap against a bare baseline on the same files, one run.
+"""Acoustic throughput and memory: the tap against a bare baseline on the same files, one run.
 
     python benchmarks/acoustic_throughput.py --events 1000000 --events 3000000
     python benchmarks/acoustic_throughput.py --events 1000000 --format TSV
+    python benchmarks/acoustic_throughput.py --events 1000000 --mode rrde
 
 For each size it starts the vendor sandbox (Acoustic only) with a generated BEX export of about
 that many rows: the default job definition rotates every 4 hours over 7 days, so the rows arrive
@@ -21,6 +22,13 @@ of every file, `AcousticApi.bex_truth`, counted one file at a time so the harnes
 the tap's per-file counts (its `N records in` log lines) and the baseline's are checked against
 the same truth file by file. Both run in the same invocation, so the ratio holds on a noisy
 machine.
+
+`--mode rrde` measures Raw Recipient Data Export instead: the tap plans one job a day (7 days),
+submits it, polls until COMPLETE, downloads the ZIP over SFTP and parses its CSV. The sandbox
+builds a ZIP only when a job completes, so a first (untimed) run builds them all and the timed run
+gets hard links to the same ZIPs (`AcousticApi.reuse_rrde_exports`). The baseline unzips each
+ZIP's CSV with `zipfile` and does the same `csv.reader` + `json.dumps`. The tap's count must equal
+the ground truth's (`Sandbox.acoustic_rrde_rows`, streamed) and the baseline's.
 """
 
 from __future__ import annotations
@@ -50,6 +58,22 @@ for path in sys.argv[2:]:
     n = 0
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
+        header = next(reader)
+        for row in reader:
+            out.write(json.dumps(dict(zip(header, row))) + "\n")
+            n += 1
+    counts[path.rsplit("/", 1)[-1]] = n
+print(json.dumps(counts))
+"""
+
+RRDE_BASELINE = r"""
+import csv, io, json, sys, zipfile
+out = open("/dev/null", "w")
+counts = {}
+for path in sys.argv[1:]:
+    n = 0
+    with zipfile.ZipFile(path) as archive, archive.open(archive.namelist()[0]) as member:
+        reader = csv.reader(io.TextIOWrapper(member, encoding="utf-8", newline=""))
         header = next(reader)
         for row in reader:
             out.write(json.dumps(dict(zip(header, row))) + "\n")
@@ -113,19 +137,89 @@ def bench(events: int, fmt: str, workdir: Path) -> dict[str, float | int | str]:
                 n: (tap_per_file.get(n), c) for n, c in truth.items() if tap_per_file.get(n) != c
             }
             raise SystemExit(f"per-file counts (tap, truth) differ from the truth: {wrong}")
-        base_out = workdir / "baseline.out"
-        with base_out.open("wb") as out:
-            base_seconds, base_rss, rc = timed(
-                [sys.executable, "-c", BASELINE, FILE_FORMATS[fmt][0], *map(str, files)],
-                stdout=out.fileno(),
-                stderr=None,
-            )
-        if rc != 0:
-            raise SystemExit("the baseline failed")
-        base_per_file = json.loads(base_out.read_text(encoding="utf-8"))
+        base_seconds, base_rss, base_per_file = baseline(
+            workdir, [BASELINE, FILE_FORMATS[fmt][0], *map(str, files)]
+        )
         if base_per_file != truth:
             raise SystemExit("the baseline's per-file row counts differ from the truth")
+    return result(
+        fmt,
+        files=files,
+        file_bytes=file_bytes,
+        truth_rows=truth_rows,
+        tap=(tap_records, tap_seconds, tap_rss),
+        base=(sum(base_per_file.values()), base_seconds, base_rss),
+    )
+
+
+def bench_rrde(events: int, workdir: Path) -> dict[str, float | int | str]:
+    dataset = AcousticDataset.sized(events)
+    box = Sandbox(
+        workdir / "sandbox",
+        exacttarget=None,
+        acoustic=dataset.spec,
+        acoustic_bex=None,
+        rrde_polls_until_complete=1,
+    )
+    with box:
+        api = box.acoustic_api
+        assert api is not None
+        api.reuse_rrde_exports = True
+        config = box.tap_config(
+            vendors=("acoustic",),
+            acoustic_mode="raw_recipient_data",
+            acoustic_overrides={"request_timeout_seconds": 300, "job_deadline_seconds": 900},
+        )
+        run_tap(config, workdir)  # untimed: the sandbox builds every day's ZIP
+        api.rrde_files.clear()
+        tap_seconds, tap_rss, log = run_tap(config, workdir)
+        tap_records = record_counts(log).get(STREAM, 0)
+        files = list(api.rrde_files)
+        truth_rows = sum(1 for _ in box.acoustic_rrde_rows())
+        if tap_records != truth_rows:
+            raise SystemExit(
+                f"the tap emitted {tap_records:,} {STREAM} records; the truth has {truth_rows:,}"
+            )
+        base_seconds, base_rss, base_per_file = baseline(workdir, [RRDE_BASELINE, *map(str, files)])
         base_rows = sum(base_per_file.values())
+        if base_rows != truth_rows:
+            raise SystemExit(f"the baseline read {base_rows:,} rows; the truth has {truth_rows:,}")
+        file_bytes = sum(p.stat().st_size for p in files)
+    return result(
+        "RRDE",
+        files=files,
+        file_bytes=file_bytes,
+        truth_rows=truth_rows,
+        tap=(tap_records, tap_seconds, tap_rss),
+        base=(base_rows, base_seconds, base_rss),
+    )
+
+
+def baseline(workdir: Path, script_and_args: list[str]) -> tuple[float, float, dict[str, int]]:
+    """Run a baseline script; return (seconds, peak RSS MB, rows per file it printed)."""
+    base_out = workdir / "baseline.out"
+    with base_out.open("wb") as out:
+        seconds, rss, rc = timed(
+            [sys.executable, "-c", *script_and_args], stdout=out.fileno(), stderr=None
+        )
+    if rc != 0:
+        raise SystemExit("the baseline failed")
+    per_file: dict[str, int] = json.loads(base_out.read_text(encoding="utf-8"))
+    return seconds, rss, per_file
+
+
+def result(
+    fmt: str,
+    *,
+    files: list[Path],
+    file_bytes: int,
+    truth_rows: int,
+    tap: tuple[int, float, float],
+    base: tuple[int, float, float],
+) -> dict[str, float | int | str]:
+    """One benchmark row: (records, seconds, peak RSS MB) of the tap and of the baseline."""
+    tap_records, tap_seconds, tap_rss = tap
+    base_rows, base_seconds, base_rss = base
     tap_rate = tap_records / tap_seconds
     base_rate = base_rows / base_seconds
     return {
@@ -155,12 +249,21 @@ def main() -> int:
         type=str.upper,
         help="the BEX job definition's file format (default CSV)",
     )
+    parser.add_argument(
+        "--mode",
+        choices=("bex", "rrde"),
+        default="bex",
+        help="bex: BEX files (default); rrde: Raw Recipient Data Export jobs (ZIP'd CSV)",
+    )
     args = parser.parse_args()
     sizes = args.events or [1_000_000]
     rows = []
     for size in sizes:
         with tempfile.TemporaryDirectory(prefix="acoustic-bench-") as tmp:
-            row = bench(size, args.format, Path(tmp))
+            if args.mode == "rrde":
+                row = bench_rrde(size, Path(tmp))
+            else:
+                row = bench(size, args.format, Path(tmp))
         rows.append(row)
         print(json.dumps({"requested_events": size, **row}), flush=True)
     print()

@@ -278,6 +278,10 @@ class AcousticApi:
         self.sftp_oauth_logins = 0
         self.malformed_lines: dict[str, int] = {}
         self.rrde_files: list[Path] = []
+        # Benchmarks: a job asking for what an earlier job asked for gets a hard link to that
+        # job's ZIP (whose CSV member keeps the first job's name), so the generator is not timed.
+        self.reuse_rrde_exports = False
+        self._rrde_built: dict[tuple[Any, ...], Path] = {}
         self._tokens: dict[str, _Token] = {}
         self._definitions: dict[int, dict[str, Any]] = {}
         self._next_definition_id = FIRST_DEFINITION_ID
@@ -900,6 +904,13 @@ class AcousticApi:
     def _write_rrde(self, job: _Job) -> None:
         final = self.download_dir / job.file_path
         partial = self.download_dir / f".{job.file_path}.part"
+        request = (job.start, job.end, job.words, job.columns, job.delimiter)
+        built = self._rrde_built.get(request) if self.reuse_rrde_exports else None
+        if built is not None:
+            os.link(built, partial)
+            partial.replace(final)
+            self.rrde_files.append(final)
+            return
         self.dataset.write_rrde_zip(
             partial,
             job.start,
@@ -910,6 +921,11 @@ class AcousticApi:
             member_name=job.file_path[: -len(".zip")] + ".csv",
             delimiter=job.delimiter,
         )
+        if self.reuse_rrde_exports:
+            self.staging_dir.mkdir(parents=True, exist_ok=True)
+            built = self.staging_dir / f"rrde-built-{len(self._rrde_built)}.zip"
+            os.link(partial, built)
+            self._rrde_built[request] = built
         partial.replace(final)
         self.rrde_files.append(final)
 
