@@ -1038,3 +1038,36 @@ def test_serve_writes_acoustic_into_config_and_ground_truth(tmp_path: Path) -> N
         process.communicate(timeout=20)
     assert process.returncode == 0
     assert not (folder / "ready").exists()
+
+
+@pytest.mark.parametrize("reuse", [False, True])
+def test_a_repeated_rrde_job_is_built_again_unless_reuse_is_on(
+    api: AcousticApi, reuse: bool
+) -> None:
+    """Benchmarks switch `reuse_rrde_exports` on so a timed run does not time the generator."""
+    api.reuse_rrde_exports = reuse
+    client = Client(api)
+    tok = token(client)
+    inner = (
+        "<EVENT_DATE_START>01/02/2024 00:00:00</EVENT_DATE_START>"
+        "<EVENT_DATE_END>01/02/2024 23:59:59</EVENT_DATE_END><MOVE_TO_FTP/><ALL_EVENT_TYPES/>"
+    )
+    paths = []
+    for _ in range(2):
+        submitted = xml_call(client, tok, "RawRecipientDataExport", inner)
+        job_id = find(submitted, "JOB_ID")
+        while (
+            find(xml_call(client, tok, "GetJobStatus", f"<JOB_ID>{job_id}</JOB_ID>"), "JOB_STATUS")
+            != "COMPLETE"
+        ):
+            pass
+        paths.append(api.download_dir / find(submitted, "FILE_PATH"))
+    first, second = paths
+    assert first != second
+    assert api.rrde_files == paths
+    with zipfile.ZipFile(first) as one, zipfile.ZipFile(second) as two:
+        assert one.read(one.namelist()[0]) == two.read(two.namelist()[0])
+        same_member_name = one.namelist() == two.namelist()
+    assert same_member_name is reuse  # a reused ZIP keeps the first job's member name
+    assert first.stat().st_ino == second.stat().st_ino if reuse else True
+    assert (first.stat().st_ino == second.stat().st_ino) is reuse
