@@ -49,31 +49,22 @@ from vendor_sandbox.sandbox import AcousticBexSetup, Sandbox  # noqa: E402
 
 STREAM = "acoustic_email_events"
 
+# argv: the delimiter, then the files (a `.zip` is read through its one CSV member).
 BASELINE = r"""
-import csv, json, sys
+import csv, io, json, sys, zipfile
 delimiter = sys.argv[1]
 out = open("/dev/null", "w")
 counts = {}
 for path in sys.argv[2:]:
     n = 0
-    with open(path, newline="", encoding="utf-8") as handle:
+    if path.endswith(".zip"):
+        archive = zipfile.ZipFile(path)
+        member = archive.open(archive.namelist()[0])
+        handle = io.TextIOWrapper(member, encoding="utf-8", newline="")
+    else:
+        handle = open(path, newline="", encoding="utf-8")
+    with handle:
         reader = csv.reader(handle, delimiter=delimiter)
-        header = next(reader)
-        for row in reader:
-            out.write(json.dumps(dict(zip(header, row))) + "\n")
-            n += 1
-    counts[path.rsplit("/", 1)[-1]] = n
-print(json.dumps(counts))
-"""
-
-RRDE_BASELINE = r"""
-import csv, io, json, sys, zipfile
-out = open("/dev/null", "w")
-counts = {}
-for path in sys.argv[1:]:
-    n = 0
-    with zipfile.ZipFile(path) as archive, archive.open(archive.namelist()[0]) as member:
-        reader = csv.reader(io.TextIOWrapper(member, encoding="utf-8", newline=""))
         header = next(reader)
         for row in reader:
             out.write(json.dumps(dict(zip(header, row))) + "\n")
@@ -180,7 +171,7 @@ def bench_rrde(events: int, workdir: Path) -> dict[str, float | int | str]:
             raise SystemExit(
                 f"the tap emitted {tap_records:,} {STREAM} records; the truth has {truth_rows:,}"
             )
-        base_seconds, base_rss, base_per_file = baseline(workdir, [RRDE_BASELINE, *map(str, files)])
+        base_seconds, base_rss, base_per_file = baseline(workdir, [BASELINE, ",", *map(str, files)])
         base_rows = sum(base_per_file.values())
         if base_rows != truth_rows:
             raise SystemExit(f"the baseline read {base_rows:,} rows; the truth has {truth_rows:,}")
