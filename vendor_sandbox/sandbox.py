@@ -435,31 +435,30 @@ class Sandbox:
             return rows
         if mode != "raw_recipient_data":
             raise ValueError("mode must be bex or raw_recipient_data")
-        columns = self._rrde_columns(custom_columns)
-        header = dataset.rrde_header(columns)
-        raw = self.acoustic_rrde_rows(event_types=wanted, custom_columns=columns)
-        return [dict(zip(header, row, strict=True)) for row in raw]
-
-    def acoustic_rrde_rows(
-        self,
-        *,
-        event_types: Iterable[str] | None = None,
-        custom_columns: Iterable[str] | None = None,
-    ) -> Iterator[list[str]]:
-        """The Raw Recipient Data rows of `acoustic_truth("raw_recipient_data")`, as a stream."""
-        dataset, _ = self._acoustic_parts()
-        setup = self._acoustic_setup()
-        return dataset.rrde_rows(
-            dataset.spec.start,
-            dataset.spec.end,
-            event_types=tuple(event_types) if event_types is not None else setup.event_types,
-            custom_columns=self._rrde_columns(custom_columns),
+        return dataset.rrde_truth(
+            dataset.spec.start, dataset.spec.end, **self._rrde_options(wanted, custom_columns)
         )
 
-    def _rrde_columns(self, custom_columns: Iterable[str] | None) -> tuple[str, ...]:
-        if custom_columns is not None:
-            return tuple(custom_columns)
-        return self._acoustic_columns(self._acoustic_setup())
+    def acoustic_rrde_rows(self) -> Iterator[list[str]]:
+        """The Raw Recipient Data rows of `acoustic_truth("raw_recipient_data")`, as a stream."""
+        dataset, _ = self._acoustic_parts()
+        return dataset.rrde_rows(dataset.spec.start, dataset.spec.end, **self._rrde_options())
+
+    def _rrde_options(
+        self,
+        event_types: Iterable[str] | None = None,
+        custom_columns: Iterable[str] | None = None,
+    ) -> dict[str, Any]:
+        """RRDE event types and custom columns: the ones given, else the config's."""
+        setup = self._acoustic_setup()
+        return {
+            "event_types": tuple(event_types) if event_types is not None else setup.event_types,
+            "custom_columns": (
+                tuple(custom_columns)
+                if custom_columns is not None
+                else self._acoustic_columns(setup)
+            ),
+        }
 
     def acoustic_truth_by_file(self) -> dict[str, list[dict[str, str]]]:
         """BEX rows per complete file now in `/download` (file name -> rows in file order)."""
