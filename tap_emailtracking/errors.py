@@ -55,9 +55,29 @@ class TransportError(TapEmailTrackingError):
     """The network failed and retries were exhausted."""
 
 
-class RemoteFileMissingError(TapEmailTrackingError):
-    """A result file the vendor announced is not on the file site."""
+class UnusableResultError(TapEmailTrackingError):
+    """A job's result can never be used as it is: missing, expired, refused or damaged.
+
+    One rule for every vendor: the job is forgotten, so the next run submits (or replays) it. A
+    dropped connection or a timeout is a `TransportError` instead, and keeps the job.
+    """
 
 
-class CorruptFileError(TapEmailTrackingError):
-    """A downloaded file is truncated or malformed (ZIP, XML, CSV)."""
+class RemoteFileMissingError(UnusableResultError):
+    """A result file the vendor announced is not on the file site (or has expired)."""
+
+
+class RefusedFileNameError(UnusableResultError):
+    """A result name from the vendor could leave the download folder, so it is not fetched."""
+
+
+class CorruptFileError(UnusableResultError):
+    """A downloaded file is truncated, malformed or over a limit (ZIP, gzip, XML, CSV)."""
+
+
+class UnexpectedError(TapEmailTrackingError):
+    """A bug or a resource failure (such as MemoryError) while handling one file or job.
+
+    It carries the vendor, stream and file of the work that failed; unlike the expected errors
+    above, its traceback is kept in the output.
+    """

@@ -23,6 +23,7 @@ from singer_sdk.helpers.capabilities import (
 
 from tap_emailtracking import redaction
 from tap_emailtracking.errors import ConfigurationError
+from tap_emailtracking.limits import LIMIT_PROPERTIES, Limits
 from tap_emailtracking.vendors.acoustic.export import AcousticExports
 from tap_emailtracking.vendors.acoustic.settings import CONFIG_SCHEMA_DICT as ACOUSTIC_SCHEMA
 from tap_emailtracking.vendors.acoustic.settings import DESCRIPTION as ACOUSTIC_DESCRIPTION
@@ -108,6 +109,7 @@ class TapEmailTracking(Tap):
             description="Folder for downloads and spool files (default: the system temp "
             "folder). Needs room for one export's records per selected stream.",
         ),
+        *LIMIT_PROPERTIES,
         th.Property("exacttarget", EXACTTARGET_SCHEMA, description=EXACTTARGET_DESCRIPTION),
     ).to_dict()
     # Added as a dict: its schema carries limits (maxItems) the typing helpers cannot express.
@@ -162,6 +164,7 @@ class TapEmailTracking(Tap):
                 pending_kinds=lambda: self._selected_pending("exacttarget_"),
                 bookmark_of=lambda kind: self._bookmark_of(f"exacttarget_{kind}"),
                 temp_dir=self.config.get("temp_dir") or os.environ.get("TMPDIR"),
+                limits=Limits.from_config(self.config),
             )
         return self._exacttarget
 
@@ -176,6 +179,7 @@ class TapEmailTracking(Tap):
                 start_date=_day(str(self.config["start_date"]), "start_date"),
                 end_date=None if end is None else _day(str(end), "end_date"),
                 temp_dir=self.config.get("temp_dir") or os.environ.get("TMPDIR"),
+                limits=Limits.from_config(self.config),
             )
         return self._acoustic
 

@@ -23,7 +23,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import IO, Any, TypeVar, cast
 
-from tap_emailtracking.errors import AuthenticationError, CorruptFileError
+from tap_emailtracking.errors import AuthenticationError, CorruptFileError, UnusableResultError
 from tap_emailtracking.formats.delimited import DELIMITERS, DelimitedReader, sniff_container
 from tap_emailtracking.formats.zip import open_verified_zip
 from tap_emailtracking.jobs import (
@@ -34,6 +34,7 @@ from tap_emailtracking.jobs import (
     PollPolicy,
     Submission,
 )
+from tap_emailtracking.limits import Limits
 from tap_emailtracking.timestamps import LocalTimeFormatter, zone
 from tap_emailtracking.transports.files import (
     FileSite,
@@ -88,10 +89,12 @@ class AcousticExports:
         start_date: date,
         end_date: date | None,
         temp_dir: str | None = None,
+        limits: Limits | None = None,
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ) -> None:
         self.settings = settings
+        self.limits = limits or Limits()
         self._sleep = sleep
         self.client = AcousticClient(settings)
         self.tz = zone(settings.timezone)
@@ -324,8 +327,8 @@ class AcousticExports:
         try:
             try:
                 self.on_site(stream, lambda site: site.download(file_name, local))
-            except CorruptFileError:
-                self.ledger.drop(unit)
+            except UnusableResultError:
+                self.ledger.drop(unit)  # missing, refused or damaged: the next run asks anew
                 raise
             try:
                 yield from self._rows(
@@ -336,7 +339,7 @@ class AcousticExports:
                     name=file_name,
                     stream=stream,
                 )
-            except CorruptFileError:
+            except UnusableResultError:
                 self.ledger.drop(unit)  # the same file would fail again: ask for a new export
                 raise
         finally:

@@ -21,9 +21,10 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from tap_emailtracking.errors import CorruptFileError, RemoteFileMissingError
+from tap_emailtracking.errors import UnusableResultError
 from tap_emailtracking.formats.zip import open_verified_zip
 from tap_emailtracking.jobs import JobLedger, JobRunner, PollPolicy
+from tap_emailtracking.limits import Limits
 from tap_emailtracking.spools import SpoolWriter, read_spool
 from tap_emailtracking.timestamps import LocalTimeFormatter, zone
 from tap_emailtracking.transports.files import open_file_site
@@ -58,10 +59,12 @@ class ExactTargetExports:
         pending_kinds: Callable[[], set[str]],
         bookmark_of: Callable[[str], str | None],
         temp_dir: str | None = None,
+        limits: Limits | None = None,
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ) -> None:
         self.settings = settings
+        self.limits = limits or Limits()
         self._pending_kinds = pending_kinds
         self._bookmark_of = bookmark_of
         self.tz = zone(settings.timezone)
@@ -165,8 +168,8 @@ class ExactTargetExports:
         try:
             with open_file_site(self.settings.files, vendor=VENDOR, stream=stream) as site:
                 site.download(filename, archive_path)
-        except RemoteFileMissingError:
-            self.ledger.drop(unit)
+        except UnusableResultError:
+            self.ledger.drop(unit)  # missing, refused or damaged: the next run asks anew
             raise
         others = {
             other
@@ -204,7 +207,7 @@ class ExactTargetExports:
                                     label,
                                     time.monotonic() - started,
                                 )
-        except CorruptFileError:
+        except UnusableResultError:
             spool.discard()
             self.ledger.drop(unit)
             raise
