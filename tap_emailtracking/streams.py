@@ -19,6 +19,7 @@ from singer_sdk import Stream
 from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
+from typing_extensions import override
 
 from tap_emailtracking.writer import StateFlushingWriter
 
@@ -87,6 +88,7 @@ class ExportStream(Stream):
             )
         return self._pass_through or None
 
+    @override
     def _write_record_message(self, record: dict[str, Any]) -> None:
         """Write one RECORD, straight to the writer when `pass_through_writer` allows.
 
@@ -105,15 +107,18 @@ class ExportStream(Stream):
         )
         self.state_manager.is_flushed = False
 
+    @override
     def get_batch_config(self, config: Mapping[str, Any]) -> None:
         """Never BATCH (see `TapEmailTracking.capabilities`): RECORDs keep STATE honest."""
         return
 
+    @override
     def generate_child_contexts(
         self, record: dict[str, Any], context: Context | None
     ) -> Iterable[Context | None]:
         """No child streams: skip the SDK's per-record child-context machinery."""
         return ()
 
+    @override
     def _increment_stream_state(self, latest_record: Any, *, context: Any = None) -> None:
         """Bookmarks move per unit of work in `get_records`, never per record."""

@@ -20,6 +20,7 @@ from typing import Any
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter, encoder
 from singer_sdk.singerlib.encoding.simple import Message, RecordMessage
+from typing_extensions import override
 
 BLOCK_BYTES = 64 * 1024
 
@@ -31,6 +32,7 @@ class StateFlushingWriter(MsgSpecWriter):
         super().__init__()
         self._pending = bytearray()
 
+    @override
     def write_message(self, message: Message) -> None:
         """Queue one message; write the queue out if it is full or the message is not a RECORD."""
         self._pending += self.format_message(message)

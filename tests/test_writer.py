@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
-from singer_sdk.singerlib import RecordMessage, StateMessage
+from singer_sdk.singerlib import Message, RecordMessage, StateMessage
 
+from tap_emailtracking.tap import TapEmailTracking
 from tap_emailtracking.writer import BLOCK_BYTES, StateFlushingWriter
+from vendor_sandbox.sandbox import Sandbox
 
 WHEN = datetime(2026, 12, 3, 7, 0, 1, 123456, tzinfo=timezone.utc)
 RECORD = {"id": "e-1", "n": 3, "none": None, "text": 'ünï "quoted"\n', "nested": {"a": [1, 2]}}
@@ -83,3 +87,35 @@ def test_a_raw_stdout_taking_part_of_a_block_still_gets_all_of_it(
     assert len(lines) == 301
     assert lines[299].startswith(b'{"type":"RECORD","stream":"events","record":{"i":299}')
     assert raw.calls > 1
+
+
+def test_every_record_of_a_sync_takes_the_writers_fast_path(
+    monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes], tmp_path: Path
+) -> None:
+    """If the SDK stops calling `Stream._write_record_message`, records would still arrive, but
+    through the slow per-record pipeline; this test fails instead of the tap silently slowing."""
+    fast: list[str] = []
+    slow: list[str] = []
+    write_record = StateFlushingWriter.write_record
+    write_message = StateFlushingWriter.write_message
+
+    def counting_write_record(self: StateFlushingWriter, stream: str, *a: Any, **k: Any) -> None:
+        fast.append(stream)
+        write_record(self, stream, *a, **k)
+
+    def counting_write_message(self: StateFlushingWriter, message: Message) -> None:
+        if isinstance(message, RecordMessage):
+            slow.append(message.stream)
+        write_message(self, message)
+
+    monkeypatch.setattr(StateFlushingWriter, "write_record", counting_write_record)
+    monkeypatch.setattr(StateFlushingWriter, "write_message", counting_write_message)
+    with Sandbox(tmp_path / "sandbox", exacttarget=None) as box:
+        config = box.tap_config(vendors=("acoustic",))
+        TapEmailTracking(config=config).sync_all()
+        truth = sum(len(rows) for rows in box.acoustic_truth_by_file().values())
+    out = capsysbinary.readouterr().out
+    records = out.count(b'{"type":"RECORD"')
+    assert records == truth > 0
+    assert slow == []
+    assert len(fast) == records

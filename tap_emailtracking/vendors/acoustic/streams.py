@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from typing_extensions import override
+
 from tap_emailtracking.streams import ExportStream, load_schema
 from tap_emailtracking.vendors.acoustic import schemas
 from tap_emailtracking.vendors.acoustic.bex import FileMarker
@@ -35,6 +37,7 @@ class AcousticEmailEventsStream(ExportStream):
     def __init__(self, tap: TapEmailTracking) -> None:
         super().__init__(tap, load_schema(schemas, "email_events"))
 
+    @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """BEX files, or RRDE windows, each committed once all its records are out."""
         exports = self.owner.acoustic_exports()

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from typing_extensions import override
+
 from tap_emailtracking.streams import ExportStream, load_schema
 from tap_emailtracking.vendors.exacttarget import schemas
 from tap_emailtracking.windows import next_start
@@ -37,6 +39,7 @@ class ExactTargetStream(ExportStream):
         value = self.stream_state.get(BOOKMARK)
         return str(value) if value else None
 
+    @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Walk the windows; commit each one once its records are all out."""
         exports = self.owner.exacttarget_exports()
