@@ -439,10 +439,14 @@ class FileSite(ABC):
                 vendor=self.vendor,
                 stream=self.stream,
                 subject=subject,
-                action="the file may have expired from the site (vendors keep result files for a "
-                "limited time) or the folder is wrong "
-                f"({self.settings.setting('folder')}); re-run the sync: it re-submits the export, "
-                "or resumes the job whose id is kept in state",
+                action=(
+                    "the file may have expired from the site (vendors keep result files for a "
+                    f"limited time) or {self.settings.setting('folder')} is wrong; re-run the "
+                    "sync: the job that announced it is forgotten and a new one is submitted"
+                    if name is not None
+                    else f"check {self.settings.setting('folder')} against what the vendor "
+                    "gave you, then re-run the sync"
+                ),
             )
         if kind == "denied":
             return AuthenticationError(

@@ -115,6 +115,9 @@ class AcousticFaults:
       before its middle data row; the physical line is in ``api.malformed_lines[name]``.
       Clearing the fault rewrites the file clean.  The bad row is not an event (truth unchanged).
     * ``rrde_error``: GetJobStatus of an unfinished job answers ERROR with a description.
+    * ``rrde_announce_path``: RawRecipientDataExport answers this FILE_PATH (the ZIP is still
+      written under the job's own name).
+    * ``rrde_delete_result``: a job's ZIP is deleted as soon as it is written (expired).
     * ``late_periods``: rotation withholds the files of periods starting at these UTC datetimes;
       :meth:`AcousticApi.add_late_file` delivers one later (older name, newer mtime).
     * ``http_errors``: the next responses (any endpoint) use these statuses, FIFO: 500 an HTML
@@ -127,6 +130,8 @@ class AcousticFaults:
     growing_file: str | None = None
     malformed_row_in: str | None = None
     rrde_error: bool = False
+    rrde_announce_path: str | None = None
+    rrde_delete_result: bool = False
     late_periods: set[datetime] = field(default_factory=set)
     http_errors: list[int] = field(default_factory=list)
 
@@ -873,7 +878,9 @@ class AcousticApi:
         self.rrde_submissions += 1
         return (
             "<SUCCESS>TRUE</SUCCESS><MAILING>"
-            f"<JOB_ID>{job_id}</JOB_ID><FILE_PATH>{escape(file_path)}</FILE_PATH></MAILING>"
+            f"<JOB_ID>{job_id}</JOB_ID>"
+            f"<FILE_PATH>{escape(self.faults.rrde_announce_path or file_path)}</FILE_PATH>"
+            "</MAILING>"
         )
 
     def _job_status(self, call: ET.Element) -> str:
@@ -890,6 +897,8 @@ class AcousticApi:
             elif job.polls >= self.polls_until_complete:
                 self._write_rrde(job)
                 job.status = "COMPLETE"
+                if self.faults.rrde_delete_result:
+                    (self.download_dir / job.file_path).unlink()
             else:
                 job.status = "WAITING" if job.polls == 1 else "RUNNING"
         if job.status == "ERROR":
