@@ -114,6 +114,9 @@ class AcousticFaults:
     * ``malformed_row_in``: that BEX file gets one extra row with 4 fields (the header has 25+)
       before its middle data row; the physical line is in ``api.malformed_lines[name]``.
       Clearing the fault rewrites the file clean.  The bad row is not an event (truth unchanged).
+    * ``empty_file``: that BEX file is on the site with 0 bytes (created, not yet written) from
+      the next SFTP access; clearing the fault writes its rows (mtime: now).  Left out of
+      :meth:`AcousticApi.bex_truth` while empty.
     * ``rrde_error``: GetJobStatus of an unfinished job answers ERROR with a description.
     * ``rrde_announce_path``: RawRecipientDataExport answers this FILE_PATH (the ZIP is still
       written under the job's own name).
@@ -129,6 +132,7 @@ class AcousticFaults:
     dead_tokens_fail_sftp: bool = True
     growing_file: str | None = None
     malformed_row_in: str | None = None
+    empty_file: str | None = None
     rrde_error: bool = False
     rrde_announce_path: str | None = None
     rrde_delete_result: bool = False
@@ -185,6 +189,7 @@ class BexFile:
     late: bool = False
     malformed_line: int | None = None
     growth: _Growth | None = None
+    empty: bool = False  # the empty-file fault: 0 bytes on the site
 
     @property
     def stamp(self) -> str:
@@ -421,7 +426,7 @@ class AcousticApi:
         for file in self.bex_files():
             if wanted is not None and file.name not in wanted:
                 continue
-            if file.growing and not include_growing:
+            if (file.growing or file.empty) and not include_growing:
                 continue
             ch = file.channel
             out[file.name] = self.dataset.bex_truth(
@@ -519,6 +524,8 @@ class AcousticApi:
         with self._lock:
             faults = self.faults
             for file in list(self._files.values()):
+                if self._apply_empty(file):
+                    continue
                 want_bad = faults.malformed_row_in == file.name
                 want_growing = faults.growing_file == file.name
                 is_bad = file.malformed_line is not None
@@ -530,6 +537,20 @@ class AcousticApi:
                     self._rewrite(file, malformed=want_bad)
 
     # ------------------------------------------------------------------------------ BEX internals
+    def _apply_empty(self, file: BexFile) -> bool:
+        """Empty a file, or write the rows of one that was empty; True while it is empty."""
+        want_empty = self.faults.empty_file == file.name
+        if want_empty and not file.empty:
+            path = self.download_dir / file.name
+            os.truncate(path, 0)
+            os.utime(path, (file.end.timestamp(), file.end.timestamp()))
+            file.empty = True
+        elif file.empty and not want_empty:
+            file.empty = False
+            bad = self.faults.malformed_row_in == file.name
+            self._rewrite(file, malformed=bad, mtime=datetime.now(UTC))
+        return file.empty
+
     def _channel(self) -> BexChannel | None:
         definition = self.definition_for()
         return None if definition is None else BexChannel.from_definition(definition)
