@@ -59,7 +59,6 @@ def test_hostile_entries_are_skipped_warned_and_counted_once(
     if protocol == "sftp":
         (servers.root / CRLF).write_bytes(b"x")  # FTP lines cannot carry CR/LF at all
         hostile.append(CRLF)
-    if protocol == "sftp":
         hostile.remove("..")  # paramiko drops `.` and `..` itself, silently and safely
     caplog.set_level(logging.WARNING, logger="tap_emailtracking.transports")
     with open_file_site(servers.settings(protocol), vendor=VENDOR, sleep=lambda _: None) as site:
