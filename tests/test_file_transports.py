@@ -17,8 +17,10 @@ import pytest
 from tap_emailtracking.errors import (
     AuthenticationError,
     ConfigurationError,
+    RefusedFileNameError,
     RemoteFileMissingError,
     TransportError,
+    UnusableResultError,
 )
 from tap_emailtracking.transports.files import FileSite, FileSiteSettings, open_file_site
 from tap_emailtracking.transports.ftp import FtpFileSite
@@ -215,9 +217,11 @@ def test_unsafe_names_are_refused_before_connecting(
     servers: FileServers, name: str, tmp_path: Path, sleeps: list[float]
 ) -> None:
     settings = servers.settings("sftp", port=1)  # nothing listens there: no connection is tried
-    with site_for(settings, sleeps) as site, pytest.raises(ConfigurationError) as caught:
+    with site_for(settings, sleeps) as site, pytest.raises(RefusedFileNameError) as caught:
         site.download(name, tmp_path / "out")
-    assert "refused the file name" in str(caught.value)
+    assert isinstance(caught.value, UnusableResultError)  # the job is forgotten, not kept
+    assert "refused the result file name" in str(caught.value)
+    assert "a new one is submitted" in str(caught.value)
     assert not (tmp_path / "out").exists()
     assert sleeps == []
 

@@ -21,10 +21,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Literal, TypeVar
 
+from tap_emailtracking import summary
 from tap_emailtracking.errors import (
     AuthenticationError,
     ConfigurationError,
     CorruptFileError,
+    RefusedFileNameError,
     RemoteFileMissingError,
     TapEmailTrackingError,
     TransportError,
@@ -40,6 +42,7 @@ FailureKind = Literal["retry", "auth", "missing", "denied", "fatal"]
 DEFAULT_PORTS: dict[str, int] = {"ftp": 21, "ftps": 21, "sftp": 22}
 PROGRESS_EVERY_BYTES = 8 * 1024 * 1024
 PROGRESS_LOG_SECONDS = 10.0
+UNSAFE_ENTRIES = "unsafe file-site entries skipped"  # what the end-of-run summary counts
 
 # Config keys that error messages point users to, as `<vendor>.<key>`: they must match the
 # vendors' config schemas. The site's own keys (host, port, user, password, folder) carry the
@@ -144,6 +147,7 @@ class FileSite(ABC):
         self.vendor = vendor
         self.stream = stream
         self._sleep = sleep
+        self._skipped_entries: set[str] = set()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.settings.url}, vendor={self.vendor!r})"
@@ -198,10 +202,36 @@ class FileSite(ABC):
         self._disconnect()
 
     def list_files(self) -> list[RemoteFile]:
-        """Regular files in the configured folder, sorted by name."""
+        """Regular files in the configured folder with safe names, sorted by name.
+
+        A listing comes from the server, so it is untrusted: an entry whose name could leave the
+        folder or break a command line (`..`, a slash or backslash, CR/LF) is skipped with a
+        warning and counted, and the rest are read; one hostile entry must not stop every run.
+        """
         folder = self.settings.folder
         files = self._retrying(lambda: self._list(folder), name=None, path=folder)
-        return sorted(files, key=lambda f: f.name)
+        safe: list[RemoteFile] = []
+        for entry in files:
+            if "/" not in entry.name and not unsafe_name(entry.name):
+                safe.append(entry)
+            elif entry.name not in self._skipped_entries:
+                self._skipped_entries.add(entry.name)  # listed again: warned and counted once
+                summary.note(self.vendor, UNSAFE_ENTRIES)
+                logger.warning(
+                    "%s: skipped the entry %r in the folder %r of %s: its name is not a plain "
+                    "file name (a '..', slash, backslash or control character); ask the vendor "
+                    "to remove or rename it",
+                    self._who(),
+                    entry.name,
+                    folder,
+                    self.settings.url,
+                )
+        return sorted(safe, key=lambda f: f.name)
+
+    def size(self, name: str) -> int | None:
+        """The size of `name` (relative to the folder), or None when the server cannot tell."""
+        path = self.remote_path(name)
+        return self._retrying(lambda: self._remote_size(path), name=name, path=path)
 
     def download(
         self,
@@ -313,27 +343,19 @@ class FileSite(ABC):
     def remote_path(self, name: str) -> str:
         """Join a file name to the folder, refusing any name that could leave the folder.
 
-        Names come from vendor answers and servers, so they are untrusted: no absolute paths,
-        no `.`/`..` segments, no backslashes, no control characters (FTP commands are lines).
+        Names come from vendor answers, so they are untrusted. A refused name is an unusable
+        result: the job that announced it is forgotten and the next run submits it afresh.
         """
-        parts = name.split("/")
-        unsafe = (
-            not name
-            or name.startswith("/")
-            or "\\" in name
-            or any(ord(c) < 32 or c == "\x7f" for c in name)
-            or any(part in ("", ".", "..") for part in parts)
-        )
-        if unsafe:
-            raise ConfigurationError(
-                f"refused the file name {name!r}: it must be a relative name inside the folder "
-                f"{self.settings.folder!r} (no absolute path, '..', backslash or control "
-                "characters)",
+        if unsafe_name(name):
+            raise RefusedFileNameError(
+                f"refused the result file name {name!r}: it must be a relative name inside the "
+                f"folder {self.settings.folder!r} (no absolute path, '..', backslash or control "
+                "characters), so it is not downloaded",
                 vendor=self.vendor,
                 stream=self.stream,
                 subject=self.settings.url,
-                action="this name came from the vendor or the config; if the vendor really "
-                "announced it, report it to the vendor, it is not downloaded for safety",
+                action="re-run the sync: the job that announced this name is forgotten and a new "
+                "one is submitted; if the vendor announces such a name again, report it to them",
             )
         return posixpath.join(self.settings.folder or ".", name)
 
@@ -417,10 +439,14 @@ class FileSite(ABC):
                 vendor=self.vendor,
                 stream=self.stream,
                 subject=subject,
-                action="the file may have expired from the site (vendors keep result files for a "
-                "limited time) or the folder is wrong "
-                f"({self.settings.setting('folder')}); re-run the sync: it re-submits the export, "
-                "or resumes the job whose id is kept in state",
+                action=(
+                    "the file may have expired from the site (vendors keep result files for a "
+                    f"limited time) or {self.settings.setting('folder')} is wrong; re-run the "
+                    "sync: the job that announced it is forgotten and a new one is submitted"
+                    if name is not None
+                    else f"check {self.settings.setting('folder')} against what the vendor "
+                    "gave you, then re-run the sync"
+                ),
             )
         if kind == "denied":
             return AuthenticationError(
@@ -511,6 +537,21 @@ class FileSite(ABC):
             out.close()
         except OSError as exc:
             raise _LocalWriteError(exc) from exc
+
+
+def unsafe_name(name: str) -> bool:
+    """Whether a name from a vendor or a server could leave the folder or break a command.
+
+    Refused: empty, absolute, a `.`/`..` or empty segment, a backslash (a separator on some
+    servers), or a control character (FTP commands are lines, so CR/LF could add a command).
+    """
+    return (
+        not name
+        or name.startswith("/")
+        or "\\" in name
+        or any(ord(c) < 32 or c == "\x7f" for c in name)
+        or any(part in ("", ".", "..") for part in name.split("/"))
+    )
 
 
 def _megabytes(size: int | None) -> str:

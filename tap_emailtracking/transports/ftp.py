@@ -21,6 +21,7 @@ from tap_emailtracking.transports.files import (
     FileSite,
     RemoteFile,
     logger,
+    unsafe_name,
 )
 
 _QUIT_TIMEOUT_SECONDS = 5.0
@@ -179,7 +180,7 @@ class FtpFileSite(FileSite):
             size = facts.get("size")
             files.append(
                 RemoteFile(
-                    name=posixpath.basename(name),
+                    name=name,  # a plain name by RFC 3659; anything else is flagged, not cut
                     size=int(size) if size is not None and size.isdigit() else None,
                     modified=_parse_ftp_time(facts.get("modify", "")),
                 )
@@ -192,10 +193,14 @@ class FtpFileSite(FileSite):
         names = ftp.nlst(folder)
         ftp.voidcmd("TYPE I")  # NLST switched to ASCII, where SIZE is refused
         files = []
+        prefix = folder.rstrip("/") + "/"
         for entry in names:
-            name = posixpath.basename(entry.rstrip("/"))
+            name = entry.removeprefix(prefix)  # some servers answer `folder/name`
             if name in ("", ".", ".."):
                 continue
+            if "/" in name or unsafe_name(name):
+                files.append(RemoteFile(name=name, size=None, modified=None))  # flagged later
+                continue  # never put such a name in a command
             path = posixpath.join(folder, name)
             try:
                 size = ftp.size(path)

@@ -114,7 +114,13 @@ class AcousticFaults:
     * ``malformed_row_in``: that BEX file gets one extra row with 4 fields (the header has 25+)
       before its middle data row; the physical line is in ``api.malformed_lines[name]``.
       Clearing the fault rewrites the file clean.  The bad row is not an event (truth unchanged).
+    * ``empty_file``: that BEX file is on the site with 0 bytes (created, not yet written) from
+      the next SFTP access; clearing the fault writes its rows (mtime: now).  Left out of
+      :meth:`AcousticApi.bex_truth` while empty.
     * ``rrde_error``: GetJobStatus of an unfinished job answers ERROR with a description.
+    * ``rrde_announce_path``: RawRecipientDataExport answers this FILE_PATH (the ZIP is still
+      written under the job's own name).
+    * ``rrde_delete_result``: a job's ZIP is deleted as soon as it is written (expired).
     * ``late_periods``: rotation withholds the files of periods starting at these UTC datetimes;
       :meth:`AcousticApi.add_late_file` delivers one later (older name, newer mtime).
     * ``http_errors``: the next responses (any endpoint) use these statuses, FIFO: 500 an HTML
@@ -126,7 +132,10 @@ class AcousticFaults:
     dead_tokens_fail_sftp: bool = True
     growing_file: str | None = None
     malformed_row_in: str | None = None
+    empty_file: str | None = None
     rrde_error: bool = False
+    rrde_announce_path: str | None = None
+    rrde_delete_result: bool = False
     late_periods: set[datetime] = field(default_factory=set)
     http_errors: list[int] = field(default_factory=list)
 
@@ -180,6 +189,7 @@ class BexFile:
     late: bool = False
     malformed_line: int | None = None
     growth: _Growth | None = None
+    empty: bool = False  # the empty-file fault: 0 bytes on the site
 
     @property
     def stamp(self) -> str:
@@ -416,7 +426,7 @@ class AcousticApi:
         for file in self.bex_files():
             if wanted is not None and file.name not in wanted:
                 continue
-            if file.growing and not include_growing:
+            if (file.growing or file.empty) and not include_growing:
                 continue
             ch = file.channel
             out[file.name] = self.dataset.bex_truth(
@@ -514,6 +524,8 @@ class AcousticApi:
         with self._lock:
             faults = self.faults
             for file in list(self._files.values()):
+                if self._apply_empty(file):
+                    continue
                 want_bad = faults.malformed_row_in == file.name
                 want_growing = faults.growing_file == file.name
                 is_bad = file.malformed_line is not None
@@ -525,6 +537,20 @@ class AcousticApi:
                     self._rewrite(file, malformed=want_bad)
 
     # ------------------------------------------------------------------------------ BEX internals
+    def _apply_empty(self, file: BexFile) -> bool:
+        """Empty a file, or write the rows of one that was empty; True while it is empty."""
+        want_empty = self.faults.empty_file == file.name
+        if want_empty and not file.empty:
+            path = self.download_dir / file.name
+            os.truncate(path, 0)
+            os.utime(path, (file.end.timestamp(), file.end.timestamp()))
+            file.empty = True
+        elif file.empty and not want_empty:
+            file.empty = False
+            bad = self.faults.malformed_row_in == file.name
+            self._rewrite(file, malformed=bad, mtime=datetime.now(UTC))
+        return file.empty
+
     def _channel(self) -> BexChannel | None:
         definition = self.definition_for()
         return None if definition is None else BexChannel.from_definition(definition)
@@ -873,7 +899,9 @@ class AcousticApi:
         self.rrde_submissions += 1
         return (
             "<SUCCESS>TRUE</SUCCESS><MAILING>"
-            f"<JOB_ID>{job_id}</JOB_ID><FILE_PATH>{escape(file_path)}</FILE_PATH></MAILING>"
+            f"<JOB_ID>{job_id}</JOB_ID>"
+            f"<FILE_PATH>{escape(self.faults.rrde_announce_path or file_path)}</FILE_PATH>"
+            "</MAILING>"
         )
 
     def _job_status(self, call: ET.Element) -> str:
@@ -890,6 +918,8 @@ class AcousticApi:
             elif job.polls >= self.polls_until_complete:
                 self._write_rrde(job)
                 job.status = "COMPLETE"
+                if self.faults.rrde_delete_result:
+                    (self.download_dir / job.file_path).unlink()
             else:
                 job.status = "WAITING" if job.polls == 1 else "RUNNING"
         if job.status == "ERROR":

@@ -59,6 +59,8 @@ class ExactTargetFaults:
     truncate_zip: bool = False  # the ZIP written to the file site is cut in half
     malformed_xml: bool = False  # the XML member is malformed (valid ZIP)
     echo_password_error: bool = False  # every call: in-band error quoting the password
+    announce_name: str | None = None  # a complete batch announces this file name instead
+    delete_result: bool = False  # a complete batch's file is gone from the file site (expired)
     # Next responses use these statuses (FIFO): 500 -> plain 500 page; 503; 429 -> with
     # Retry-After: 0.
     http_errors: list[int] = field(default_factory=list)
@@ -249,7 +251,10 @@ class ExactTargetApi:
             status = "Complete"
         else:
             status = "Scheduled" if batch.inquiries == 1 else "Processing"
-        filename = f"<filename>{batch.filename}</filename>" if batch.filename else "<filename />"
+        announced = batch.filename and (faults.announce_name or batch.filename)
+        if batch.filename and faults.delete_result:
+            (self.results_dir / batch.filename).unlink(missing_ok=True)
+        filename = f"<filename>{escape(announced)}</filename>" if announced else "<filename />"
         return _xml(
             f"<Batch><batchid>{batch_id}</batchid><status>{status}</status>{filename}</Batch>"
         )

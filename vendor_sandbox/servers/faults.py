@@ -1,7 +1,7 @@
-"""Download faults shared by the sandbox file servers.
+"""Download and listing faults shared by the sandbox file servers.
 
 One object can be handed to the SFTP and the FTP server alike; tests arm it, run a download and
-read the counters to prove the client resumed instead of starting over.
+read the counters to prove the client resumed instead of starting over, or make a listing hostile.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ class DownloadFaults:
 
     drop_after_bytes: int | None = None
     drop_times: int = 0
+    # A hostile server: every folder listing (SFTP, FTP MLSD and NLST) also shows these names as
+    # regular files that do not exist (`..`, `../x.csv`, ...).
+    listing_extra: list[str] = field(default_factory=list)
     downloads_started: int = 0
     resumed_downloads: int = 0
     _lock: threading.Lock = field(
@@ -53,5 +56,6 @@ class DownloadFaults:
         with self._lock:
             self.drop_after_bytes = None
             self.drop_times = 0
+            self.listing_extra = []
             self.downloads_started = 0
             self.resumed_downloads = 0

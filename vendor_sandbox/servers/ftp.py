@@ -1,7 +1,8 @@
 """A real FTP / explicit-FTPS server (pyftpdlib) over a local folder, run in a thread.
 
 Read-only login for one user, passive mode, a self-signed certificate for 127.0.0.1 when `tls`,
-and an optional download fault that cuts the data and control connections mid-file.
+an optional download fault that cuts the data and control connections mid-file, and optional
+hostile listing entries (`DownloadFaults.listing_extra`, in MLSD and NLST).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyftpdlib.authorizers import DummyAuthorizer
+from pyftpdlib.filesystems import AbstractedFS
 
 # TLS_* need pyOpenSSL: the sandbox extra installs pyftpdlib[ssl].
 from pyftpdlib.handlers import DTPHandler, FTPHandler, TLS_DTPHandler, TLS_FTPHandler
@@ -157,6 +159,28 @@ class _CountingControl:
         return drop
 
 
+class _HostileListingFS(AbstractedFS):  # type: ignore[misc]  # pyftpdlib is untyped
+    """Adds the fault switch's `listing_extra` names to NLST and MLSD, as regular files."""
+
+    def _extra(self) -> list[str]:
+        faults: DownloadFaults | None = getattr(self.cmd_channel, "faults", None)
+        return list(faults.listing_extra) if faults is not None else []
+
+    def listdir(self, path: str) -> list[str]:
+        return [*super().listdir(path), *self._extra()]
+
+    def format_mlsx(
+        self, basedir: str, listing: list[str], perms: str, facts: Any, ignore_err: bool = True
+    ) -> Any:
+        extra = self._extra()
+        real = [name for name in listing if name not in extra]
+        yield from super().format_mlsx(basedir, real, perms, facts, ignore_err)
+        for name in extra:
+            yield f"modify=20240101000000;size=1;type=file; {name}\r\n".encode(
+                self.cmd_channel.encoding, self.cmd_channel.unicode_errors
+            )
+
+
 class FtpServer:
     """FTP (or explicit FTPS with `tls=True`) on `host:port` serving `root` read-only."""
 
@@ -197,6 +221,7 @@ class FtpServer:
         authorizer.add_user(self.username, self._password, str(self.root), perm="elr")
         attrs: dict[str, Any] = {
             "authorizer": authorizer,
+            "abstracted_fs": _HostileListingFS,
             "faults": self.faults,
             "banner": "vendor sandbox FTP ready.",
             "auth_failed_timeout": 0,  # real servers pause; tests should not

@@ -1,7 +1,8 @@
 """A real SFTP server (asyncssh) over a local folder, run in a background thread's event loop.
 
 Password login, chroot to the folder, a fresh ed25519 host key per start (clients trust it through
-`known_hosts_line`), and an optional download fault that cuts the connection mid-file.
+`known_hosts_line`), an optional download fault that cuts the connection mid-file, and optional
+hostile listing entries (`DownloadFaults.listing_extra`).
 
 Two optional hooks let a vendor app take part: `password_check(username, password)` accepts
 further logins (Acoustic: user `oauth` with a live access token), and `on_access(operation, path)`
@@ -15,6 +16,7 @@ import asyncio
 import hmac
 import logging
 import posixpath
+import stat
 import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -67,6 +69,15 @@ class _SandboxSftp(asyncssh.SFTPServer):
         self._notify("list", path)
         async for name in super().scandir(path):
             yield name
+        for extra in self._faults.listing_extra if self._faults is not None else ():
+            attrs = asyncssh.SFTPAttrs(
+                type=asyncssh.FILEXFER_TYPE_REGULAR,
+                size=1,
+                permissions=stat.S_IFREG | 0o644,
+                atime=1704067200,
+                mtime=1704067200,
+            )
+            yield asyncssh.SFTPName(extra.encode(), b"", attrs)
 
     def stat(self, path: bytes) -> Any:  # asyncssh: stat_result | SFTPAttrs (maybe awaitable)
         self._notify("stat", path)

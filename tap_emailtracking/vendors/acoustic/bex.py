@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -181,9 +182,22 @@ def candidates(listing: list[RemoteFile], definition: Definition) -> dict[str, B
 
 
 def settled(first: list[RemoteFile], second: list[RemoteFile]) -> set[str]:
-    """Names whose size and time did not change between two listings (not being written)."""
+    """Names whose size and time did not change between two listings (not being written).
+
+    A 0-byte file is never settled: a finished BEX file has at least its header, so an empty one
+    is still to be written (and marking it done would lose the rows written into it later). A
+    header-only file is settled like any other: a period without events.
+    """
     before = {f.name: (f.size, f.modified) for f in first}
-    return {f.name for f in second if before.get(f.name) == (f.size, f.modified)}
+    return {f.name for f in second if f.size != 0 and before.get(f.name) == (f.size, f.modified)}
+
+
+def empty_files(files: list[BexFile], size_of: Callable[[str], int | None]) -> set[str]:
+    """Names of files that hold no bytes; a file the listing gave no size for is asked about.
+
+    A server that cannot tell a size even then gets the file read (it may well have rows).
+    """
+    return {f.name for f in files if (f.size if f.size is not None else size_of(f.name)) == 0}
 
 
 @dataclass

@@ -47,6 +47,7 @@ from tap_emailtracking.vendors.acoustic.bex import (
     Definition,
     FileMarker,
     candidates,
+    empty_files,
     ensure_definition,
     settled,
 )
@@ -264,11 +265,18 @@ class AcousticExports:
             return first, site.list_files()
 
         first, second = self.on_site(stream, two_listings)
-        ready = settled(first, second)
         found = candidates(second, definition)
-        for name in sorted(set(found) - ready):
-            LOGGER.info("Acoustic: %s is still being written; left for the next run", name)
-        pending = sorted(f for n, f in found.items() if n in ready and not marker.is_done(f))
+        ready = settled(first, second)
+        todo = [f for n, f in found.items() if n in ready and not marker.is_done(f)]
+        empty = {n for n, f in found.items() if f.size == 0 and not marker.is_done(f)}
+        empty |= self.on_site(stream, lambda site: empty_files(todo, site.size))
+        for name in sorted(set(found) - ready | empty):
+            LOGGER.info(
+                "Acoustic: %s is %s; left for the next run",
+                name,
+                "empty" if name in empty else "still being written",
+            )
+        pending = sorted(f for f in todo if f.name not in empty)
         LOGGER.info(
             "Acoustic: %d BEX file(s) of definition %s in %s, %d to read",
             len(found),
