@@ -65,7 +65,9 @@ def test_5xx_and_429_are_retried_and_retry_after_is_honoured(
     app = ScriptedApp((500, {}, b"boom"), (429, {"Retry-After": "7"}, b"slow down"))
     url = server(app)
     sleeps: list[float] = []
-    response = client(sleeps).request("POST", url, what="submit", action="re-run")
+    response = client(sleeps).request(
+        "POST", url, what="submit", action="re-run", endpoint_setting="acme.url"
+    )
     assert response.status_code == 200
     assert len(app.seen) == 3
     assert sleeps[1] >= 7  # waited at least what the server asked
@@ -73,7 +75,9 @@ def test_5xx_and_429_are_retried_and_retry_after_is_honoured(
 
 def test_a_client_error_is_returned_not_retried(server: Callable[[ScriptedApp], str]) -> None:
     app = ScriptedApp((401, {}, b"no"))
-    response = client([]).request("GET", server(app), what="call", action="x")
+    response = client([]).request(
+        "GET", server(app), what="call", action="x", endpoint_setting="acme.url"
+    )
     assert response.status_code == 401
     assert len(app.seen) == 1
 
@@ -85,7 +89,12 @@ def test_exhausted_retries_name_the_vendor_and_hide_the_query(
     url = server(app) + "/api?token=SECRET-IN-QUERY"
     with pytest.raises(TransportError) as caught:
         client([], max_attempts=3).request(
-            "GET", url, what="Batch Inquire", stream="opens", action="re-run later"
+            "GET",
+            url,
+            what="Batch Inquire",
+            stream="opens",
+            action="re-run later",
+            endpoint_setting="acme.url",
         )
     message = str(caught.value)
     assert message.startswith("Acme / opens: Batch Inquire to http://127.0.0.1:")
@@ -116,7 +125,9 @@ def test_connection_resets_are_retried() -> None:
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     sleeps: list[float] = []
-    response = client(sleeps).request("GET", f"http://127.0.0.1:{port}/", what="call", action="x")
+    response = client(sleeps).request(
+        "GET", f"http://127.0.0.1:{port}/", what="call", action="x", endpoint_setting="acme.url"
+    )
     thread.join(5)
     listener.close()
     assert response.text == "ok"
@@ -128,7 +139,7 @@ def test_read_timeouts_are_retried_then_reported(server: Callable[[ScriptedApp],
     app = ScriptedApp(delay=0.5)
     with pytest.raises(TransportError, match="ReadTimeout"):
         client([], max_attempts=2, read_timeout_seconds=0.1).request(
-            "GET", server(app), what="call", action="x"
+            "GET", server(app), what="call", action="x", endpoint_setting="acme.url"
         )
     assert len(app.seen) == 2
 
