@@ -93,8 +93,8 @@ class RefreshTokenAuth:
             self.http.vendor,
             what,
             stream,
-            f"check {self._endpoint_setting} (it must reach the vendor's API, not a "
-            "proxy or login page); re-run later if the vendor is in maintenance",
+            f"check {self._endpoint_setting}: it must reach the vendor's API, not a proxy or "
+            "login page; re-run later if the vendor is in maintenance",
         )
         body = expect_json(response, answer)
         # Tokens in an answer of the wrong shape are secrets too, before anything quotes it.

@@ -124,6 +124,8 @@ class AcousticFaults:
       request's path; a request already at the Location is served.
     * ``html_pages``: calls of these kinds (``token``, ``rest``, ``xml``) answer HTTP 200 with a
       blocking proxy's HTML page that echoes the Authorization header and the body.
+    * ``definition_list_answer``: when not None, GET of the definition list answers this JSON
+      (HTTP 200) instead of the stored definitions (an answer of an unexpected shape).
     """
 
     revoked_refresh_token: bool = False
@@ -136,6 +138,7 @@ class AcousticFaults:
     http_errors: list[int] = field(default_factory=list)
     redirect: tuple[int, str] | None = None
     html_pages: set[str] = field(default_factory=set)
+    definition_list_answer: Any = None
 
 
 @dataclass(frozen=True)
@@ -734,7 +737,8 @@ class AcousticApi:
         definition_id = int(rest) if rest else None
         if method == "GET":
             if definition_id is None:
-                return _json(self.definitions, 200)
+                odd = self.faults.definition_list_answer
+                return _json(self.definitions if odd is None else odd, 200)
             return _json(self._stored(definition_id), 200)
         if method == "POST":
             if definition_id is not None:
