@@ -119,8 +119,8 @@ def _forms(secret: str) -> list[str]:
     raw = secret.encode("utf-8")
     if len(raw) < 6:
         return forms  # too short for a base64 stretch that could not occur by chance
-    whole = base64.b64encode(raw).decode("ascii")
-    forms += [whole, whole.replace("+", "-").replace("/", "_")]
+    for whole in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+        forms += [whole.decode("ascii"), whole.decode("ascii").rstrip("=")]
     for offset in range(3):
         encoded = base64.b64encode(b"\0" * offset + raw).decode("ascii")
         # Keep the characters whose six bits all come from the secret.

@@ -292,14 +292,20 @@ def _head(content: bytes) -> bytes:
     return head[len(_BOM) :].lstrip() if head.startswith(_BOM) else head
 
 
+def _html_markup(head: bytes) -> bool:
+    """The answer starts like an HTML document (doctype or an HTML element first)."""
+    match = _FIRST_TAG.match(head)
+    if match is None:
+        return False
+    tag = match.group(1).lower()
+    return tag.startswith(b"!doctype") or tag.decode("ascii") in _HTML_TAGS
+
+
 def is_html(response: requests.Response) -> bool:
     """An HTML page: it starts like one, or it is labelled HTML and is no markup of any kind."""
     head = _head(response.content)
-    match = _FIRST_TAG.match(head)
-    if match is not None:
-        tag = match.group(1).lower()
-        if tag.startswith(b"!doctype") or tag.decode("ascii") in _HTML_TAGS:
-            return True
+    if _html_markup(head):
+        return True
     content_type = response.headers.get("Content-Type", "").lower()
     return "html" in content_type and not head.startswith(b"<")
 
@@ -345,10 +351,14 @@ def _wrong_kind(response: requests.Response, expected: str, call: ApiCall) -> Ve
 
 
 def expect_json(response: requests.Response, call: ApiCall, *, allow_empty: bool = False) -> Any:
-    """The parsed JSON of an answer; an HTML page or other non-JSON is a `VendorError`."""
-    if allow_empty and not _head(response.content):
+    """The parsed JSON of an answer; an HTML page or other non-JSON is a `VendorError`.
+
+    The body decides, not the label: JSON served as text/html is still read.
+    """
+    head = _head(response.content)
+    if allow_empty and not head:
         return None
-    if is_html(response):
+    if _html_markup(head):
         raise _wrong_kind(response, "JSON", call)
     try:
         return json.loads(response.content)
@@ -361,7 +371,8 @@ def expect_xml(response: requests.Response, call: ApiCall) -> bytes:
 
     The caller parses it (with entities off) and checks its root: this only tells XML from HTML.
     """
-    if is_html(response) or not _head(response.content).startswith(b"<"):
+    head = _head(response.content)
+    if _html_markup(head) or not head.startswith(b"<"):
         raise _wrong_kind(response, "XML", call)
     return response.content
 
