@@ -5,7 +5,8 @@ password in the envelope never lands in a URL; errors arrive with HTTP 200 as `<
 `<error_description>` anywhere in the answer; batch statuses are matched case-insensitively and
 `Complete`/`Completed` both mean done; a done batch without a file name is a failure. An
 answer that is not the XML API's XML (a proxy's, login or maintenance page) is named as such,
-quoting a short, redacted excerpt.
+quoting a short excerpt; vendor text is quoted through `redaction` (the tap registers every secret
+setting at start), so an echoed password is masked in any spelling.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from xml.sax.saxutils import escape
 
 import xmltodict
 
-from tap_emailtracking import redaction
 from tap_emailtracking.errors import AuthenticationError, VendorError
 from tap_emailtracking.jobs import JobState, JobStatus
 from tap_emailtracking.transports.http import (
@@ -99,8 +99,6 @@ class ExactTargetClient:
     def __init__(self, settings: ExactTargetSettings, http: VendorHttp) -> None:
         self.settings = settings
         self.http = http
-        # Vendors echo credentials back in error descriptions: scrubbed in every spelling.
-        redaction.register_secrets([settings.password])
 
     def call(self, system: str, *, what: str, stream: str | None) -> dict[str, Any]:
         """POST one request and return the parsed answer (xmltodict, entities refused), or raise."""
