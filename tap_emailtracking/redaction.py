@@ -5,16 +5,27 @@ the offending value) and retry notices. Rather than trusting every call site, th
 every secret it is given and wraps every logging handler's formatter so the *final* text of each
 log line, tracebacks included, has those values replaced. Secrets are found by setting name
 anywhere in the config (nested vendor objects included) and in the tap's environment variables.
+
+A secret is caught in every spelling it can reach output in: vendors and proxies echo requests
+back, so a password may come back URL-encoded (a form body), XML- or HTML-escaped (an envelope),
+JSON-escaped, in numeric character references, or base64-encoded (HTTP Basic auth), and in
+stacks of these (a URL-encoded XML envelope). Escaping works character by character, so each
+character of a secret matches any of its spellings; base64 is matched by the stretch of its
+encoding that depends on the secret alone, at each of the three byte alignments.
 """
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from functools import cache
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 MASK = "***REDACTED***"
 
@@ -59,7 +70,65 @@ def register_secrets(values: Iterable[object]) -> None:
     if added:
         # Longest first so a secret that contains another is masked whole.
         ordered = sorted(_secrets, key=len, reverse=True)
-        _pattern = re.compile("|".join(re.escape(s) for s in ordered))
+        spelled = [_spelled(form) for secret in ordered for form in _forms(secret)]
+        _pattern = re.compile("|".join(spelled))
+
+
+# Character-wise encodings a secret may pass through on its way out (each one, or two stacked).
+_ESCAPES: tuple[Callable[[str], str], ...] = (
+    lambda c: quote(c, safe=""),
+    lambda c: quote(c, safe="").lower(),
+    lambda c: quote_plus(c, safe=""),
+    lambda c: html.escape(c, quote=True),
+    lambda c: html.escape(c, quote=False).replace("'", "&apos;").replace('"', "&quot;"),
+    lambda c: "".join(f"&#{ord(x)};" for x in c),
+    lambda c: "".join(f"&#x{ord(x):x};" for x in c),
+    lambda c: "".join(f"&#x{ord(x):X};" for x in c),
+    lambda c: json.dumps(c)[1:-1],
+    lambda c: json.dumps(c, ensure_ascii=False)[1:-1].replace("/", "\\/"),
+    lambda c: "".join(f"\\u{ord(x):04x}" for x in c),
+    lambda c: "".join(f"\\u{ord(x):04X}" for x in c),
+    lambda c: repr(c)[1:-1],
+)
+
+
+@cache
+def _spellings_of(char: str) -> tuple[str, ...]:
+    """Every way one character can be written: itself, each escape, and two escapes stacked."""
+    if char.isascii() and char.isalnum():
+        return (char,)
+    once = {escape(char) for escape in _ESCAPES} | {char}
+    twice = {escape(form) for form in once for escape in _ESCAPES}
+    return tuple(sorted(once | twice, key=len, reverse=True))
+
+
+def _spelled(text: str) -> str:
+    """A pattern matching `text` with each character in any of its spellings."""
+    parts = []
+    for char in text:
+        forms = _spellings_of(char)
+        parts.append(
+            re.escape(char) if len(forms) == 1 else "(?:" + "|".join(map(re.escape, forms)) + ")"
+        )
+    return "".join(parts)
+
+
+def _forms(secret: str) -> list[str]:
+    """The secret and the base64 stretches that give it away, standard and URL-safe."""
+    forms = [secret]
+    raw = secret.encode("utf-8")
+    if len(raw) < 6:
+        return forms  # too short for a base64 stretch that could not occur by chance
+    for whole in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+        forms += [whole.decode("ascii"), whole.decode("ascii").rstrip("=")]
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + raw).decode("ascii")
+        # Keep the characters whose six bits all come from the secret.
+        first = -(-8 * offset // 6)
+        last = 8 * (offset + len(raw)) // 6
+        stretch = encoded[first:last]
+        forms += [stretch, stretch.replace("+", "-").replace("/", "_")]
+    return forms
 
 
 def secrets_in_config(config: Mapping[str, Any]) -> list[object]:

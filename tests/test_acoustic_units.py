@@ -74,7 +74,9 @@ def token_server() -> Iterator[Callable[..., tuple[TokenServer, RefreshTokenAuth
             client_id="cid",
             client_secret="csecret",
             refresh_token="rtoken",
-            config_key="acoustic",
+            endpoint_setting="acoustic.api_host",
+            refused_action="set a new acoustic.refresh_token",
+            forbidden_action="check the user's rights",
             clock=lambda: now[0],
         )
         return app, auth, now

@@ -1,4 +1,5 @@
-"""The shared HTTP transport against a real local server: retries, Retry-After, resets, timeouts."""
+"""The shared HTTP transport against a real local server: retries, Retry-After, resets, timeouts,
+redirects (same origin only) and answers of the wrong kind."""
 
 from __future__ import annotations
 
@@ -11,8 +12,17 @@ from typing import Any
 
 import pytest
 
-from tap_emailtracking.errors import TransportError
-from tap_emailtracking.transports.http import RetryPolicy, VendorHttp, retry_after_seconds
+from tap_emailtracking import redaction
+from tap_emailtracking.errors import TransportError, VendorError
+from tap_emailtracking.transports.http import (
+    ApiCall,
+    RetryPolicy,
+    VendorHttp,
+    expect_json,
+    expect_xml,
+    retry_after_seconds,
+    wrong_shape,
+)
 from vendor_sandbox.servers.http import HttpServer
 
 Answer = tuple[int, dict[str, str], bytes]
@@ -25,11 +35,15 @@ class ScriptedApp:
         self.answers = list(answers)
         self.delay = delay
         self.seen: list[str] = []
+        self.requests: list[tuple[str, str, bytes]] = []  # method, path, body
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
         self.seen.append(environ.get("QUERY_STRING", ""))
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        self.requests.append((environ["REQUEST_METHOD"], environ["PATH_INFO"], body))
         if self.delay:
             time.sleep(self.delay)
         status, headers, body = self.answers.pop(0) if self.answers else (200, {}, b"ok")
@@ -65,7 +79,9 @@ def test_5xx_and_429_are_retried_and_retry_after_is_honoured(
     app = ScriptedApp((500, {}, b"boom"), (429, {"Retry-After": "7"}, b"slow down"))
     url = server(app)
     sleeps: list[float] = []
-    response = client(sleeps).request("POST", url, what="submit", action="re-run")
+    response = client(sleeps).request(
+        "POST", url, what="submit", action="re-run", endpoint_setting="acme.url"
+    )
     assert response.status_code == 200
     assert len(app.seen) == 3
     assert sleeps[1] >= 7  # waited at least what the server asked
@@ -73,7 +89,9 @@ def test_5xx_and_429_are_retried_and_retry_after_is_honoured(
 
 def test_a_client_error_is_returned_not_retried(server: Callable[[ScriptedApp], str]) -> None:
     app = ScriptedApp((401, {}, b"no"))
-    response = client([]).request("GET", server(app), what="call", action="x")
+    response = client([]).request(
+        "GET", server(app), what="call", action="x", endpoint_setting="acme.url"
+    )
     assert response.status_code == 401
     assert len(app.seen) == 1
 
@@ -85,7 +103,12 @@ def test_exhausted_retries_name_the_vendor_and_hide_the_query(
     url = server(app) + "/api?token=SECRET-IN-QUERY"
     with pytest.raises(TransportError) as caught:
         client([], max_attempts=3).request(
-            "GET", url, what="Batch Inquire", stream="opens", action="re-run later"
+            "GET",
+            url,
+            what="Batch Inquire",
+            stream="opens",
+            action="re-run later",
+            endpoint_setting="acme.url",
         )
     message = str(caught.value)
     assert message.startswith("Acme / opens: Batch Inquire to http://127.0.0.1:")
@@ -116,7 +139,9 @@ def test_connection_resets_are_retried() -> None:
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     sleeps: list[float] = []
-    response = client(sleeps).request("GET", f"http://127.0.0.1:{port}/", what="call", action="x")
+    response = client(sleeps).request(
+        "GET", f"http://127.0.0.1:{port}/", what="call", action="x", endpoint_setting="acme.url"
+    )
     thread.join(5)
     listener.close()
     assert response.text == "ok"
@@ -128,7 +153,7 @@ def test_read_timeouts_are_retried_then_reported(server: Callable[[ScriptedApp],
     app = ScriptedApp(delay=0.5)
     with pytest.raises(TransportError, match="ReadTimeout"):
         client([], max_attempts=2, read_timeout_seconds=0.1).request(
-            "GET", server(app), what="call", action="x"
+            "GET", server(app), what="call", action="x", endpoint_setting="acme.url"
         )
     assert len(app.seen) == 2
 
@@ -139,3 +164,130 @@ def test_retry_after_accepts_seconds_and_http_dates() -> None:
     assert retry_after_seconds({"Retry-After": "soon"}) is None
     future = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 60))
     assert 50 < (retry_after_seconds({"Retry-After": future}) or 0) <= 60
+
+
+def test_a_redirect_to_another_origin_is_refused_before_anything_is_sent(
+    server: Callable[[ScriptedApp], str],
+) -> None:
+    other = ScriptedApp()
+    other_url = server(other)
+    app = ScriptedApp((307, {"Location": other_url + "/new?token=T0P"}, b""))
+    with pytest.raises(VendorError) as caught:
+        client([]).request(
+            "POST",
+            server(app) + "/api",
+            data={"password": "pw"},
+            what="submit",
+            stream="opens",
+            action="x",
+            endpoint_setting="acme.url",
+        )
+    message = str(caught.value)
+    assert "submit to http://127.0.0.1:" in message
+    assert (
+        f"was redirected (HTTP 307) to another origin (scheme, host or port), to {other_url}/new;"
+        in (message)
+    )
+    assert "T0P" not in message
+    assert "What to do: check acme.url" in message
+    assert other.requests == []
+    assert app.requests == [("POST", "/api", b"password=pw")]
+
+
+def test_a_same_origin_redirect_is_followed_with_the_body_for_307(
+    server: Callable[[ScriptedApp], str],
+) -> None:
+    app = ScriptedApp((308, {"Location": "/moved"}, b""))
+    response = client([]).request(
+        "POST", server(app) + "/api", data={"a": "1"}, what="c", action="x", endpoint_setting="s"
+    )
+    assert response.text == "ok"
+    assert app.requests == [("POST", "/api", b"a=1"), ("POST", "/moved", b"a=1")]
+
+
+def test_a_same_origin_303_is_followed_with_a_bodiless_get(
+    server: Callable[[ScriptedApp], str],
+) -> None:
+    app = ScriptedApp((303, {"Location": "/result"}, b""))
+    response = client([]).request(
+        "POST", server(app) + "/api", data={"a": "1"}, what="c", action="x", endpoint_setting="s"
+    )
+    assert response.text == "ok"
+    assert app.requests == [("POST", "/api", b"a=1"), ("GET", "/result", b"")]
+
+
+def test_redirects_within_the_origin_are_bounded(server: Callable[[ScriptedApp], str]) -> None:
+    app = ScriptedApp(*[(302, {"Location": f"/hop{n}"}, b"") for n in range(10)])
+    with pytest.raises(VendorError, match="redirected more than 5 times"):
+        client([]).request("GET", server(app), what="c", action="x", endpoint_setting="s")
+    assert len(app.requests) == 6
+
+
+CALL = ApiCall("Acme", "list call", "opens", "check acme.url")
+
+
+def answer(server: Callable[[ScriptedApp], str], body: bytes, content_type: str) -> Any:
+    app = ScriptedApp((200, {"Content-Type": content_type}, body))
+    return client([]).request("GET", server(app), what="c", action="x", endpoint_setting="s")
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"<!DOCTYPE html><html><body>Sign in</body></html>", "text/html"),
+        (b"\xef\xbb\xbf  \n<html><title>Maintenance</title></html>", "application/json"),
+        (b'<?xml version="1.0"?><html xmlns="x"><body>Login</body></html>', "text/xml"),
+        (b"<h1>Service Unavailable</h1>", "text/plain"),
+        (b"We are down for maintenance", "text/html; charset=utf-8"),
+    ],
+)
+def test_html_pages_are_named_for_json_and_xml(
+    server: Callable[[ScriptedApp], str], body: bytes, content_type: str
+) -> None:
+    for expect in (expect_json, expect_xml):
+        with pytest.raises(VendorError) as caught:
+            expect(answer(server, body, content_type), CALL)
+        message = str(caught.value)
+        assert message.startswith(
+            "Acme / opens: list call answered an HTML page (a proxy, login or maintenance page?)"
+        )
+        assert "What to do: check acme.url" in message
+
+
+def test_answers_of_the_right_kind_are_read_whatever_their_label(
+    server: Callable[[ScriptedApp], str],
+) -> None:
+    assert expect_json(answer(server, b'[{"id": 1}]', "text/html"), CALL) == [{"id": 1}]
+    xml = b"<?xml version='1.0'?><exacttarget><system/></exacttarget>"
+    assert expect_xml(answer(server, xml, "text/html"), CALL) == xml
+
+
+def test_other_non_json_is_named_with_its_content_type(
+    server: Callable[[ScriptedApp], str],
+) -> None:
+    with pytest.raises(VendorError, match=r"answered something that is not JSON \(text/plain\)"):
+        expect_json(answer(server, b"Bad Gateway", "text/plain"), CALL)
+    with pytest.raises(VendorError, match=r"answered something that is not XML \(text/plain\)"):
+        expect_xml(answer(server, b"Bad Gateway", "text/plain"), CALL)
+
+
+def test_the_excerpt_is_short_collapsed_and_redacted_before_it_is_cut(
+    server: Callable[[ScriptedApp], str],
+) -> None:
+    redaction.register_secrets(["Pw-of-the-excerpt&<>"])
+    echoed = "x" * 180 + "password=Pw-of-the-excerpt%26%3C%3E"  # crosses the cut
+    page = f"<html>\n\n<body>   <pre>{echoed}</pre>\n</body></html>".encode()
+    with pytest.raises(VendorError) as caught:
+        expect_json(answer(server, page, "text/html"), CALL)
+    quoted = str(caught.value).split('"')[1]
+    assert len(quoted) <= 200
+    assert quoted.startswith("xxx")  # tags dropped, whitespace collapsed
+    assert "Pw-of" not in quoted
+
+
+def test_json_of_the_wrong_shape_is_named_with_an_excerpt() -> None:
+    error = wrong_shape(CALL, "a list where an object was expected", [1, 2])
+    assert str(error) == (
+        'Acme / opens: list call answered a list where an object was expected: "[1, 2]". '
+        "What to do: check acme.url"
+    )

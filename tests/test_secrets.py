@@ -5,13 +5,20 @@ escaped into an XML envelope, form-encoded into a request body or quoted in JSON
 every spelling. Successful syncs, failed logins, a vendor that echoes the password in its error,
 a config value of the wrong type (config validation quotes values) and a config read from
 environment variables are all checked, and so is every STATE message.
+
+The hostile sandbox's secrets (both vendors) are full of characters every encoding changes
+(`&<>"'%+/= `), and its endpoints can answer a proxy's HTML page that echoes the whole request
+(form-encoded XML envelope, OAuth form, bearer header), as WAF pages do.
 """
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -19,7 +26,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 import pytest
 
-from vendor_sandbox.sandbox import Sandbox
+from vendor_sandbox.sandbox import Sandbox, SandboxCredentials
 
 from .conftest import TapRun, parse_messages, run_tap, tap_env
 from .test_exacttarget_flow import assert_matches_truth
@@ -31,18 +38,54 @@ NUMBER_PASSWORD = 987654321
 STEMS = ("S3cret-", "Wr0ng-")
 
 
+HOSTILE = SandboxCredentials(
+    et_username="et-user",
+    et_password="S3cret-ET &<pass\"word'>%2B+/=x",
+    file_username="files-user",
+    file_password="S3cret-FILE &<p\"w'>%+/= y",
+    acoustic_client_id="acoustic-client",
+    acoustic_client_secret="S3cret-CS &<\"'>%41+/= z",
+    acoustic_refresh_token="S3cret-RT/+= &<'\">%%",
+    acoustic_ftp_password="S3cret-FTP &<\"'>%+/=",
+)
+# Users a secret may be paired with in HTTP Basic auth (`user:secret`, base64).
+USERS = ("et-user", "files-user", "acoustic-client", "admin@example.com", "oauth")
+
+
+def base64_forms(text: str) -> set[str]:
+    raw = text.encode()
+    standard = base64.b64encode(raw).decode()
+    urlsafe = base64.urlsafe_b64encode(raw).decode()
+    return {standard, standard.rstrip("="), urlsafe, urlsafe.rstrip("=")}
+
+
 def spellings(secret: str) -> set[str]:
-    """The ways a secret could reach output: raw, XML/HTML-escaped, URL- and JSON-encoded."""
-    return {
+    """The ways a secret could reach output: raw, XML/HTML-escaped, numeric character
+    references, URL-, JSON- and base64-encoded, and the stacks a request echo shows."""
+    xml = escape(secret, {'"': "&quot;", "'": "&apos;"})
+    forms = {
         secret,
         escape(secret),
-        escape(secret, {'"': "&quot;", "'": "&apos;"}),
+        xml,
         quoteattr(secret)[1:-1],
+        html.escape(secret),
+        "".join(c if c.isalnum() else f"&#{ord(c)};" for c in secret),
+        "".join(c if c.isalnum() else f"&#x{ord(c):x};" for c in secret),
+        quote(secret),
         quote(secret, safe=""),
         quote_plus(secret),
+        quote_plus(secret, safe="/"),
+        quote_plus(escape(secret)),  # an XML envelope, form-encoded
+        quote(escape(secret), safe=""),
         json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        json.dumps(xml)[1:-1],
         repr(secret)[1:-1],
+        *base64_forms(secret),
     }
+    for user in USERS:
+        forms |= base64_forms(f"{user}:{secret}")
+    return forms
 
 
 def assert_no_secret(run: TapRun, *secrets: object) -> None:
@@ -62,6 +105,21 @@ def assert_no_secret(run: TapRun, *secrets: object) -> None:
 
 def secrets_of(sandbox: Sandbox) -> tuple[str, str]:
     return sandbox.credentials.et_password, sandbox.credentials.file_password
+
+
+def all_secrets_of(sandbox: Sandbox) -> list[str]:
+    """Every secret the sandbox knows: both vendors' credentials and every access token."""
+    found = all_secrets_of_credentials(sandbox.credentials)
+    if sandbox.acoustic_api is not None:
+        found += sandbox.acoustic_api.issued_tokens
+    return found
+
+
+@pytest.fixture
+def hostile_sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+    """Both vendors, with secrets full of characters that every encoding changes."""
+    with Sandbox(tmp_path / "sandbox", credentials=HOSTILE) as box:
+        yield box
 
 
 def test_the_secret_sandbox_uses_distinctive_passwords(secret_sandbox: Sandbox) -> None:
@@ -158,3 +216,62 @@ def test_a_bad_secret_from_environment_is_not_quoted(
     assert run.returncode != 0
     assert "config['exacttarget']['password']" in run.stderr
     assert_no_secret(run, NUMBER_PASSWORD, *secrets_of(secret_sandbox))
+
+
+def test_the_hostile_secrets_hold_every_special_character() -> None:
+    """The search below is only meaningful if every encoding changes every secret."""
+    for secret in all_secrets_of_credentials(HOSTILE):
+        assert secret.startswith(STEMS)
+        assert set("&<>\"'%+/= ") <= set(secret), secret
+        assert secret not in spellings(secret) - {secret}
+
+
+def all_secrets_of_credentials(creds: SandboxCredentials) -> list[str]:
+    return [
+        creds.et_password,
+        creds.file_password,
+        creds.acoustic_client_secret,
+        creds.acoustic_refresh_token,
+        creds.acoustic_ftp_password,
+    ]
+
+
+@pytest.mark.parametrize("sftp_login", ["oauth", "password"])
+def test_a_whole_sync_of_both_vendors_with_hostile_secrets_leaks_nothing(
+    hostile_sandbox: Sandbox, tmp_path: Path, sftp_login: str
+) -> None:
+    config = hostile_sandbox.tap_config(vendors=("exacttarget", "acoustic"))
+    config["acoustic"] = hostile_sandbox.acoustic_config(sftp_login=sftp_login)
+    run = run_tap(tmp_path / "run", config)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert_matches_truth(hostile_sandbox, run)
+    assert run.records["acoustic_email_events"]
+    assert_no_secret(run, *all_secrets_of(hostile_sandbox))
+
+
+def test_an_exacttarget_page_echoing_the_request_leaks_nothing(
+    hostile_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    hostile_sandbox.et_api.faults.html_page = True
+    run = run_tap(tmp_path / "run", hostile_sandbox.tap_config())
+    assert run.returncode != 0
+    assert "answered an HTML page" in run.stderr
+    assert "%3Cpassword%3E***REDACTED***%3C%2Fpassword%3E" in run.stderr  # the excerpt is there
+    assert_no_secret(run, *all_secrets_of(hostile_sandbox))
+
+
+@pytest.mark.parametrize("kind", ["token", "rest"])
+def test_an_acoustic_page_echoing_the_request_leaks_nothing(
+    hostile_sandbox: Sandbox, tmp_path: Path, kind: str
+) -> None:
+    """The token request's form (client secret, refresh token) or a call's bearer token."""
+    api = hostile_sandbox.acoustic_api
+    assert api is not None
+    api.faults.html_pages = {kind}
+    run = run_tap(tmp_path / "run", hostile_sandbox.tap_config(vendors=("acoustic",)))
+    assert run.returncode != 0
+    assert "answered an HTML page" in run.stderr
+    assert "***REDACTED***" in run.stderr
+    if kind == "rest":
+        assert api.issued_tokens  # a token was handed out, echoed back, and must not show
+    assert_no_secret(run, *all_secrets_of(hostile_sandbox))

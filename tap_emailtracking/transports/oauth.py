@@ -2,7 +2,8 @@
 
 Acoustic blocks clients that ask for tokens too often, so a token is requested once and reused
 until shortly before `expires_in` runs out; a 401 on a call gets exactly one fresh token and one
-retry. Every token is registered for log redaction the moment it arrives.
+retry. Every token is registered for log redaction the moment it arrives. The vendor's client
+passes the words for what to do (which settings to check), so this module stays vendor-neutral.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ import requests
 
 from tap_emailtracking import redaction
 from tap_emailtracking.errors import AuthenticationError, VendorError
-from tap_emailtracking.transports.http import VendorHttp
+from tap_emailtracking.transports.http import (
+    ApiCall,
+    VendorHttp,
+    excerpt,
+    expect_json,
+    wrong_shape,
+)
 
 LOGGER = logging.getLogger("tap_emailtracking.transports.oauth")
 EXPIRY_MARGIN_SECONDS = 60.0
@@ -33,15 +40,22 @@ class RefreshTokenAuth:
         client_id: str,
         client_secret: str,
         refresh_token: str,
-        config_key: str,
+        endpoint_setting: str,
+        refused_action: str,
+        forbidden_action: str,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`endpoint_setting` names the setting holding the token URL's host; `refused_action`
+        says what to do when the vendor refuses the grant, `forbidden_action` when a call is
+        refused even with a fresh token."""
         self.http = http
         self.token_url = token_url
         self._client_id = client_id
         self._client_secret = client_secret
         self._refresh_token = refresh_token
-        self._config_key = config_key
+        self._endpoint_setting = endpoint_setting
+        self._refused_action = refused_action
+        self._forbidden_action = forbidden_action
         self._clock = clock
         self._token: str | None = None
         self._expires_at = 0.0
@@ -59,6 +73,7 @@ class RefreshTokenAuth:
         self._token = None
 
     def _fetch(self, stream: str | None) -> None:
+        what = "OAuth token request"
         response = self.http.request(
             "POST",
             self.token_url,
@@ -68,28 +83,34 @@ class RefreshTokenAuth:
                 "client_secret": self._client_secret,
                 "refresh_token": self._refresh_token,
             },
-            what="OAuth token request",
+            what=what,
             stream=stream,
-            action=f"check {self._config_key}.api_host (or pod) and the network",
+            action=f"check {self._endpoint_setting} and the network",
+            endpoint_setting=self._endpoint_setting,
         )
         self.tokens_requested += 1
-        body: dict[str, Any] = {}
-        try:
-            parsed = response.json()
-            if isinstance(parsed, dict):
-                body = parsed
-        except ValueError:
-            pass
+        answer = ApiCall(
+            self.http.vendor,
+            what,
+            stream,
+            f"check {self._endpoint_setting}: it must reach the vendor's API, not a proxy or "
+            "login page; re-run later if the vendor is in maintenance",
+        )
+        body = expect_json(response, answer)
+        # Tokens in an answer of the wrong shape are secrets too, before anything quotes it.
+        redaction.register_secrets(redaction.secrets_in_config({"answer": body}))
+        if not isinstance(body, dict):
+            raise wrong_shape(answer, "JSON that is not an object", body)
         token = body.get("access_token")
-        if response.status_code in (400, 401, 403) or (response.ok and not token):
-            code = str(body.get("error") or f"HTTP {response.status_code}")
+        if response.status_code in (400, 401, 403) or (
+            response.ok and not token and "error" in body
+        ):
+            code = excerpt(str(body.get("error") or f"HTTP {response.status_code}"))
             raise AuthenticationError(
                 f"the OAuth token request was refused ({code})",
                 vendor=self.http.vendor,
                 stream=stream,
-                action=f"create a new refresh token (Application Account Access) and set "
-                f"{self._config_key}.refresh_token; check {self._config_key}.client_id, "
-                f"client_secret and that the pod/api_host is the account's",
+                action=self._refused_action,
             )
         if not response.ok:
             raise VendorError(
@@ -98,9 +119,15 @@ class RefreshTokenAuth:
                 stream=stream,
                 action="re-run later; if it persists, check the vendor's status page",
             )
-        redaction.register_secrets([token])
-        lifetime = float(body.get("expires_in") or 3600)
-        self._token = str(token)
+        try:
+            lifetime = float(body.get("expires_in") or 3600)
+        except (TypeError, ValueError):
+            lifetime = -1.0
+        if not token or not isinstance(token, str) or lifetime < 0:
+            raise wrong_shape(
+                answer, "a JSON object without a usable access_token and expires_in", body
+            )
+        self._token = token
         self._expires_at = self._clock() + max(0.0, lifetime - EXPIRY_MARGIN_SECONDS)
         LOGGER.info("%s: got an access token valid for %.0f s", self.http.vendor, lifetime)
 
@@ -122,7 +149,14 @@ class RefreshTokenAuth:
                 "Authorization": f"Bearer {self.token(stream=stream)}",
             }
             response = self.http.request(
-                method, url, headers=all_headers, what=what, stream=stream, action=action, **kwargs
+                method,
+                url,
+                headers=all_headers,
+                what=what,
+                stream=stream,
+                action=action,
+                endpoint_setting=self._endpoint_setting,
+                **kwargs,
             )
             if response.status_code != 401:
                 return response
@@ -136,6 +170,5 @@ class RefreshTokenAuth:
             f"{what} was refused with HTTP 401 even with a fresh access token",
             vendor=self.http.vendor,
             stream=stream,
-            action=f"check that the user of {self._config_key}.refresh_token may use this API "
-            "(BEX needs the organization admin)",
+            action=self._forbidden_action,
         )

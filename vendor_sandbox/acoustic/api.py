@@ -60,6 +60,7 @@ from vendor_sandbox.acoustic.data import (
     WrittenFile,
     bex_file_name,
 )
+from vendor_sandbox.servers.http import echo_page, redirect_answer
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -125,6 +126,12 @@ class AcousticFaults:
       :meth:`AcousticApi.add_late_file` delivers one later (older name, newer mtime).
     * ``http_errors``: the next responses (any endpoint) use these statuses, FIFO: 500 an HTML
       page, 503 plain, 429 with ``Retry-After: 0``.
+    * ``redirect``: every call answers this (status, Location) redirect, ``{path}`` being the
+      request's path; a request already at the Location is served.
+    * ``html_pages``: calls of these kinds (``token``, ``rest``, ``xml``) answer HTTP 200 with a
+      blocking proxy's HTML page that echoes the Authorization header and the body.
+    * ``definition_list_answer``: when not None, GET of the definition list answers this JSON
+      (HTTP 200) instead of the stored definitions (an answer of an unexpected shape).
     """
 
     revoked_refresh_token: bool = False
@@ -138,6 +145,9 @@ class AcousticFaults:
     rrde_delete_result: bool = False
     late_periods: set[datetime] = field(default_factory=set)
     http_errors: list[int] = field(default_factory=list)
+    redirect: tuple[int, str] | None = None
+    html_pages: set[str] = field(default_factory=set)
+    definition_list_answer: Any = None
 
 
 @dataclass(frozen=True)
@@ -657,6 +667,12 @@ class AcousticApi:
             kind = "xml"
         else:
             return Response("Not Found", status=404, content_type="text/plain"), "other", ""
+        if self.faults.redirect is not None:
+            moved = redirect_answer(request, *self.faults.redirect)
+            if moved is not None:
+                return moved, kind, "redirect"
+        if kind in self.faults.html_pages:
+            return echo_page(request), kind, "html_page"
         with self._lock:
             http_error = self.faults.http_errors.pop(0) if self.faults.http_errors else None
         if http_error is not None:
@@ -747,7 +763,8 @@ class AcousticApi:
         definition_id = int(rest) if rest else None
         if method == "GET":
             if definition_id is None:
-                return _json(self.definitions, 200)
+                odd = self.faults.definition_list_answer
+                return _json(self.definitions if odd is None else odd, 200)
             return _json(self._stored(definition_id), 200)
         if method == "POST":
             if definition_id is not None:

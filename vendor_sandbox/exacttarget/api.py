@@ -35,6 +35,7 @@ from xml.sax.saxutils import escape
 from werkzeug.wrappers import Request, Response
 
 from vendor_sandbox.exacttarget.data import ExactTargetDataset
+from vendor_sandbox.servers.http import echo_page, redirect_answer
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -64,6 +65,11 @@ class ExactTargetFaults:
     # Next responses use these statuses (FIFO): 500 -> plain 500 page; 503; 429 -> with
     # Retry-After: 0.
     http_errors: list[int] = field(default_factory=list)
+    # Every call: (status, Location) redirect, "{path}" being the request's path; a request
+    # that already is at the Location is served.
+    redirect: tuple[int, str] | None = None
+    # Every call: HTTP 200 HTML page of a blocking proxy, echoing the request body.
+    html_page: bool = False
 
 
 @dataclass
@@ -154,6 +160,12 @@ class ExactTargetApi:
             return Response("Not Found", status=404, content_type="text/plain")
         if request.method not in {"GET", "POST"}:
             return Response("Method Not Allowed", status=405, content_type="text/plain")
+        if self.faults.redirect is not None:
+            moved = redirect_answer(request, *self.faults.redirect)
+            if moved is not None:
+                return moved
+        if self.faults.html_page:
+            return echo_page(request)
         with self._lock:
             http_error = self.faults.http_errors.pop(0) if self.faults.http_errors else None
         if http_error is not None:

@@ -1,12 +1,19 @@
-"""Run a WSGI app (a vendor's fake API) on 127.0.0.1 in a background thread with werkzeug."""
+"""Run a WSGI app (a vendor's fake API) on 127.0.0.1 in a background thread with werkzeug.
+
+Also the misbehaviour every vendor API can be asked for: a redirect (`redirect_answer`) and a
+proxy's HTML page that echoes the request (`echo_page`), as WAFs and maintenance pages do.
+"""
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
+from urllib.parse import urljoin
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -22,13 +29,44 @@ class _QuietRequestHandler(WSGIRequestHandler):
         return
 
 
-class HttpServer:
-    """Serve `app` on `host:port` (port 0 picks a free one) with one thread per request."""
+def redirect_answer(request: Request, status: int, location: str) -> Response | None:
+    """A redirect to `location` ("{path}" is the request's path), or None once it is there."""
+    target = location.format(path=request.path)
+    if urljoin(request.url, target) == request.url:
+        return None
+    return Response("Moved", status=status, content_type="text/plain", headers={"Location": target})
 
-    def __init__(self, app: WSGIApplication, *, host: str = "127.0.0.1", port: int = 0) -> None:
+
+def echo_page(request: Request, *, status: int = 200) -> Response:
+    """A blocking proxy's HTML page quoting the request's Authorization header and body."""
+    authorization = request.headers.get("Authorization")
+    seen = (f"Authorization: {authorization}\n" if authorization else "") + request.get_data(
+        as_text=True
+    )
+    page = f"<html><head><title>Blocked</title></head><body><pre>{seen}</pre></body></html>"
+    return Response(page, status=status, content_type="text/html; charset=utf-8")
+
+
+class HttpServer:
+    """Serve `app` on `host:port` (port 0 picks a free one) with one thread per request.
+
+    With `tls_dir` it serves https with a self-signed certificate for the host, written there as
+    `cert.pem` (`ca_file`: clients trust it through `REQUESTS_CA_BUNDLE`).
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls_dir: Path | None = None,
+    ) -> None:
         self.app = app
         self.host = host
         self.port = port
+        self.tls_dir = tls_dir
+        self.ca_file: Path | None = None
         self._requested_port = port
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -39,18 +77,28 @@ class HttpServer:
     @property
     def url(self) -> str:
         """Base URL without a trailing slash, e.g. `http://127.0.0.1:8080`."""
-        return f"http://{self.host}:{self.port}"
+        scheme = "http" if self.tls_dir is None else "https"
+        return f"{scheme}://{self.host}:{self.port}"
 
     def start(self) -> HttpServer:
         """Bind and serve in a daemon thread; returns self once the port is bound."""
         if self._server is not None:
             return self
+        ssl_context: tuple[str, str] | None = None
+        if self.tls_dir is not None:
+            from vendor_sandbox.servers.ftp import make_self_signed_cert  # noqa: PLC0415
+
+            self.tls_dir.mkdir(parents=True, exist_ok=True)
+            cert, key = make_self_signed_cert(self.tls_dir, self.host)
+            self.ca_file = cert
+            ssl_context = (str(cert), str(key))
         server = make_server(
             self.host,
             self._requested_port,
             self.app,
             threaded=True,
             request_handler=_QuietRequestHandler,
+            ssl_context=ssl_context,
         )
         self._server = server
         self.port = server.server_port

@@ -18,7 +18,12 @@ from typing import Any
 
 from tap_emailtracking.errors import ConfigurationError
 from tap_emailtracking.transports.files import RemoteFile
-from tap_emailtracking.vendors.acoustic.client import VENDOR, AcousticClient
+from tap_emailtracking.transports.http import ApiCall, wrong_shape
+from tap_emailtracking.vendors.acoustic.client import (
+    VENDOR,
+    WRONG_ANSWER_ACTION,
+    AcousticClient,
+)
 from tap_emailtracking.vendors.acoustic.settings import AcousticSettings
 
 LOGGER = logging.getLogger("tap_emailtracking.acoustic")
@@ -58,6 +63,28 @@ def _channel_view(channel: dict[str, Any]) -> dict[str, Any]:
         "mailingTypes": sorted(m.get("mailingType", "") for m in channel.get("mailingTypes") or []),
         "columnNames": [c.get("columnName") for c in columns],
     }
+
+
+_CHANNEL_LISTS = ("eventTypes", "mailingTypes", "columnNames")
+
+
+def _misshapen(definition: dict[str, Any]) -> str | None:
+    """What is wrong with a listed definition's shape, or None when it can be read."""
+    if definition.get("id") is None and definition.get("jobDefinitionId") is None:
+        return "a job definition without an id"
+    channels = definition.get("channels")
+    if channels is None:
+        return None
+    if not isinstance(channels, list) or not all(isinstance(c, dict) for c in channels):
+        return "a job definition whose channels are not a list of objects"
+    for channel in channels:
+        for key in _CHANNEL_LISTS:
+            items = channel.get(key)
+            if items is not None and (
+                not isinstance(items, list) or not all(isinstance(i, dict) for i in items)
+            ):
+                return f"a job definition whose {key} is not a list of objects"
+    return None
 
 
 def _email_channel(definition: dict[str, Any]) -> dict[str, Any]:
@@ -121,6 +148,10 @@ def ensure_definition(
         LOGGER.info("Acoustic: created BEX job definition %s", new_id)
         return Definition(new_id, desired)
     current = existing[0]
+    problem = _misshapen(current)
+    if problem is not None:
+        call = ApiCall(VENDOR, "BEX job definition list", stream, WRONG_ANSWER_ACTION)
+        raise wrong_shape(call, problem, current)
     current_id = str(current.get("id") or current.get("jobDefinitionId") or "")
     channel = _email_channel(current)
     if _channel_view(channel) != _channel_view(desired):

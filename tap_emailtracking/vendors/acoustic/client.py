@@ -3,11 +3,14 @@
 Assumptions (see docs/acoustic.md): definitions are listed as a JSON array (or an object holding
 one under `jobDefinitions`, `data` or `items`); a POST answers the new id as `jobId`, `id`,
 `jobDefinitionId` or a bare value; REST errors are non-2xx statuses whose JSON may carry messages;
-XML API faults arrive with HTTP 200 and `SUCCESS` false.
+XML API faults arrive with HTTP 200 and `SUCCESS` false. Every answer is checked for its kind
+(JSON or XML, not a proxy's HTML page) and shape before it is read, so a misread answer never
+leads to a write (a definition created because a login page listed none).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -17,13 +20,28 @@ from xml.sax.saxutils import escape
 import xmltodict
 
 from tap_emailtracking.errors import VendorError
-from tap_emailtracking.transports.http import RetryPolicy, VendorHttp
+from tap_emailtracking.transports.http import (
+    ApiCall,
+    RetryPolicy,
+    VendorHttp,
+    excerpt,
+    expect_json,
+    expect_xml,
+    wrong_shape,
+)
 from tap_emailtracking.transports.oauth import RefreshTokenAuth
 from tap_emailtracking.vendors.acoustic.settings import AcousticSettings
 
 LOGGER = logging.getLogger("tap_emailtracking.acoustic")
 VENDOR = "Acoustic"
 DEFINITIONS_PATH = "/rest/bulkeventexport/jobdefinition"
+ENDPOINT_SETTING = "acoustic.api_host (or acoustic.pod)"
+NETWORK_ACTION = f"check {ENDPOINT_SETTING} and the network; re-run (nothing was lost)"
+WRONG_ANSWER_ACTION = (
+    f"check {ENDPOINT_SETTING}: it must reach the Acoustic API, not a proxy or login page; "
+    "re-run later if Acoustic is in maintenance (nothing was created or changed)"
+)
+LIST_KEYS = ("jobDefinitions", "data", "items")
 
 
 def _message(body: Any) -> str:
@@ -35,10 +53,10 @@ def _message(body: Any) -> str:
                 texts = [
                     str(v.get("message", v)) if isinstance(v, Mapping) else str(v) for v in value
                 ]
-                return "; ".join(texts)[:300]
+                return excerpt("; ".join(texts))
             if value:
-                return str(value)[:300]
-    return str(body)[:300] if body else ""
+                return excerpt(str(value))
+    return excerpt(json.dumps(body)) if body else ""
 
 
 def find_first(node: Any, name: str) -> str | None:
@@ -78,7 +96,12 @@ class AcousticClient:
             client_id=settings.client_id,
             client_secret=settings.client_secret,
             refresh_token=settings.refresh_token,
-            config_key="acoustic",
+            endpoint_setting=ENDPOINT_SETTING,
+            refused_action="create a new refresh token (Application Account Access) and set "
+            "acoustic.refresh_token; check acoustic.client_id, client_secret and that "
+            f"{ENDPOINT_SETTING} is the account's",
+            forbidden_action="check that the user of acoustic.refresh_token may use this API "
+            "(BEX needs the organization admin)",
         )
 
     def close(self) -> None:
@@ -104,12 +127,11 @@ class AcousticClient:
             headers={"Accept": "application/json"},
             what=what,
             stream=stream,
-            action="check acoustic.api_host and the network; re-run (nothing was lost)",
+            action=NETWORK_ACTION,
         )
-        try:
-            parsed: Any = response.json() if response.content else None
-        except ValueError:
-            parsed = response.text[:300]
+        parsed = expect_json(
+            response, ApiCall(VENDOR, what, stream, WRONG_ANSWER_ACTION), allow_empty=True
+        )
         if not response.ok:
             raise VendorError(
                 f"{what} answered HTTP {response.status_code}: {_message(parsed)}",
@@ -121,16 +143,25 @@ class AcousticClient:
         return parsed
 
     def list_definitions(self, *, stream: str | None) -> list[dict[str, Any]]:
-        """Every BEX job definition the org admin can see."""
-        body = self.rest("GET", DEFINITIONS_PATH, what="BEX job definition list", stream=stream)
+        """Every BEX job definition the org admin can see; an answer of another shape stops here.
+
+        A JSON array, an object holding one under a known key, or one definition (with an id).
+        Anything else is named, never read as "no definitions" (which would lead to a POST).
+        """
+        what = "BEX job definition list"
+        body = self.rest("GET", DEFINITIONS_PATH, what=what, stream=stream)
+        items: Any = body
         if isinstance(body, Mapping):
-            for key in ("jobDefinitions", "data", "items"):
-                if isinstance(body.get(key), list):
-                    body = body[key]
-                    break
-            else:
-                body = [body] if body.get("id") is not None else []
-        return [item for item in body or [] if isinstance(item, dict)]
+            found = [body[key] for key in LIST_KEYS if isinstance(body.get(key), list)]
+            items = found[0] if found else [body] if body.get("id") is not None else None
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise wrong_shape(
+                ApiCall(VENDOR, what, stream, WRONG_ANSWER_ACTION),
+                "JSON of an unexpected shape (not a list of job definitions, nor an object "
+                f"holding one under {', '.join(LIST_KEYS)})",
+                body,
+            )
+        return items
 
     def create_definition(self, definition: dict[str, Any], *, stream: str | None) -> str:
         """POST a definition; return its id."""
@@ -145,13 +176,17 @@ class AcousticClient:
             for key in ("jobId", "id", "jobDefinitionId"):
                 if body.get(key) is not None:
                     return str(body[key])
-        elif body is not None and str(body).strip():
+        elif isinstance(body, str | int) and str(body).strip():
             return str(body).strip().strip('"')
-        raise VendorError(
-            "BEX job definition create answered without an id",
-            vendor=VENDOR,
-            stream=stream,
-            action="check the definitions in Acoustic, then re-run without manage_job_definition",
+        raise wrong_shape(
+            ApiCall(
+                VENDOR,
+                "BEX job definition create",
+                stream,
+                "check the definitions in Acoustic, then re-run without manage_job_definition",
+            ),
+            "without a definition id",
+            body,
         )
 
     def update_definition(
@@ -170,26 +205,32 @@ class AcousticClient:
 
     def xml_call(self, operation: str, inner: str, *, stream: str | None) -> dict[str, Any]:
         """POST one XML API operation; a `SUCCESS` other than true is a `VendorError`."""
+        what = f"XML API {operation}"
         envelope = f"<Envelope><Body><{operation}>{inner}</{operation}></Body></Envelope>"
         response = self.auth.request(
             "POST",
             f"{self.settings.api_host}/XMLAPI",
             data={"xml": envelope},
-            what=f"XML API {operation}",
+            what=what,
             stream=stream,
-            action="check acoustic.api_host and the network; re-run (nothing was lost)",
+            action=NETWORK_ACTION,
         )
+        answer = ApiCall(VENDOR, what, stream, WRONG_ANSWER_ACTION)
+        content = expect_xml(response, answer)
+        text = content.decode("utf-8", "replace")
         try:
-            document: dict[str, Any] = xmltodict.parse(response.content, disable_entities=True)
+            document: Any = xmltodict.parse(content, disable_entities=True)
         except (ExpatError, ValueError):
-            document = {}
+            raise wrong_shape(answer, "XML that cannot be read", text) from None
+        if not isinstance(document, dict) or "Envelope" not in document:
+            raise wrong_shape(answer, "XML that is not an XML API Envelope", text)
         success = find_first(document, "SUCCESS")
         if not response.ok or success is None or success.lower() != "true":
             fault = find_first(document, "FaultString") or f"HTTP {response.status_code}"
             error_id = find_first(document, "errorid")
             raise VendorError(
-                f"XML API {operation} failed: {fault}"
-                + (f" (errorid {error_id})" if error_id else ""),
+                f"{what} failed: {excerpt(fault)}"
+                + (f" (errorid {excerpt(error_id)})" if error_id else ""),
                 vendor=VENDOR,
                 stream=stream,
                 action="fix what the vendor's message says, then re-run; nothing of this "

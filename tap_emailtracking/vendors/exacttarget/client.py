@@ -3,7 +3,10 @@
 Assumptions (see docs/exacttarget.md): calls are POSTed form-encoded (`qf=xml&xml=…`) so the
 password in the envelope never lands in a URL; errors arrive with HTTP 200 as `<error>` and
 `<error_description>` anywhere in the answer; batch statuses are matched case-insensitively and
-`Complete`/`Completed` both mean done; a done batch without a file name is a failure.
+`Complete`/`Completed` both mean done; a done batch without a file name is a failure. An
+answer that is not the XML API's XML (a proxy's, login or maintenance page) is named as such,
+quoting a short excerpt; vendor text is quoted through `redaction` (the tap registers every secret
+setting at start), so an echoed password is masked in any spelling.
 """
 
 from __future__ import annotations
@@ -19,7 +22,13 @@ import xmltodict
 
 from tap_emailtracking.errors import AuthenticationError, VendorError
 from tap_emailtracking.jobs import JobState, JobStatus
-from tap_emailtracking.transports.http import VendorHttp
+from tap_emailtracking.transports.http import (
+    ApiCall,
+    VendorHttp,
+    excerpt,
+    expect_xml,
+    wrong_shape,
+)
 from tap_emailtracking.vendors.exacttarget.settings import ExactTargetSettings
 from tap_emailtracking.windows import DateWindow
 
@@ -41,6 +50,11 @@ STATUS_WORDS = {
 }
 # [I] The vendor's error codes are not public; these words in a description mean a login problem.
 AUTH_WORDS = ("password", "username", "user name", "login", "log in", "authenticat", "credential")
+ENDPOINT_SETTING = "exacttarget.endpoint"
+WRONG_ANSWER_ACTION = (
+    "check exacttarget.endpoint: it must reach your instance's …/integrate.aspx, not a proxy or "
+    "login page; re-run later if ExactTarget is in maintenance (nothing was lost)"
+)
 
 
 def et_date(day: date) -> str:
@@ -86,13 +100,6 @@ class ExactTargetClient:
         self.settings = settings
         self.http = http
 
-    def _scrub(self, text: str) -> str:
-        """Remove credentials a vendor echoed back (seen in error descriptions)."""
-        for secret in (self.settings.password, escape(self.settings.password)):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
-
     def call(self, system: str, *, what: str, stream: str | None) -> dict[str, Any]:
         """POST one request and return the parsed answer (xmltodict, entities refused), or raise."""
         envelope = (
@@ -108,8 +115,10 @@ class ExactTargetClient:
             what=what,
             stream=stream,
             action="check exacttarget.endpoint and the network; re-run (nothing was lost)",
+            endpoint_setting=ENDPOINT_SETTING,
         )
-        body = response.content
+        answer = ApiCall(VENDOR, what, stream, WRONG_ANSWER_ACTION)
+        body = expect_xml(response, answer)
         if response.status_code != 200:
             raise VendorError(
                 f"{what} answered HTTP {response.status_code}",
@@ -121,27 +130,23 @@ class ExactTargetClient:
             document: dict[str, Any] | None = xmltodict.parse(body, disable_entities=True)
         except (ExpatError, ValueError):
             document = None
-        if not document or "exacttarget" not in document:
-            excerpt = self._scrub(body[:200].decode("utf-8", "replace"))
-            raise VendorError(
-                f"{what} answered something that is not the XML API's XML: {excerpt!r}",
-                vendor=VENDOR,
-                stream=stream,
-                action="check exacttarget.endpoint; re-run if the vendor had an outage",
+        if not isinstance(document, dict) or "exacttarget" not in document:
+            raise wrong_shape(
+                answer, "something that is not the XML API's XML", body.decode("utf-8", "replace")
             )
         code = first_value(document, "error")
         if code is not None:
-            description = self._scrub(first_value(document, "error_description") or "")
+            description = excerpt(first_value(document, "error_description") or "")
             lowered = description.lower()
             if code == "2" or any(word in lowered for word in AUTH_WORDS):
                 raise AuthenticationError(
-                    f"{what} was refused: error {code}: {description}",
+                    f"{what} was refused: error {excerpt(code)}: {description}",
                     vendor=VENDOR,
                     stream=stream,
                     action="check exacttarget.username and exacttarget.password (XML API user)",
                 )
             raise VendorError(
-                f"{what} failed: ExactTarget error {code}: {description}",
+                f"{what} failed: ExactTarget error {excerpt(code)}: {description}",
                 vendor=VENDOR,
                 stream=stream,
                 action="fix what the vendor's message says, then re-run; nothing was emitted "
