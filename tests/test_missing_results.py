@@ -112,7 +112,9 @@ def test_acoustic_rrde_missing_result_forgets_the_job(acoustic: Sandbox, tmp_pat
     heal(acoustic, tmp_path, state)
 
 
-@pytest.mark.parametrize("path", ["../../home/admin/.ssh/x.zip", "/download/..\\x.zip"])
+@pytest.mark.parametrize(
+    "path", ["../../home/admin/.ssh/x.zip", "/download/..\\x.zip", "/etc/x.zip"]
+)
 def test_acoustic_rrde_refused_file_path_forgets_the_job(
     acoustic: Sandbox, tmp_path: Path, path: str
 ) -> None:

@@ -394,8 +394,9 @@ class RawRecipientJob:
                 subject=f"window {self.window.key()}",
                 action="re-run; if it repeats, contact Acoustic support",
             )
-        # FILE_PATH is bare or prefixed with /download/ (both seen): a name in the folder.
-        return Submission(job_id, result=file_path.removeprefix("/download/").lstrip("/"))
+        # FILE_PATH is bare or prefixed with /download/ (both seen): a name in the folder. Any
+        # other absolute path is kept as it is, so the file site refuses it as unsafe.
+        return Submission(job_id, result=file_path.removeprefix("/download/"))
 
     def check(self, job_id: str) -> JobStatus:
         document = self.exports.client.xml_call(
