@@ -110,9 +110,10 @@ class SettingsReader:
                 f"set {self.prefix}{name} to a whole number {within}",
             )
         if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"{'' if low is None else low}..{'' if high is None else high}"
             raise self.bad(
                 name,
-                f"is {value}, outside the allowed range",
+                f"is {value}, outside {bounds}",
                 f"set {self.prefix}{name} to a whole number {within}",
             )
         return value

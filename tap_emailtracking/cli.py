@@ -13,8 +13,8 @@ instruction.
   signal inside `shielded()` is raised when the block is out.
 * A second signal while the first unwinds ends the process at once (STATE is already honest).
 
-Expected errors (`TapEmailTrackingError` except `UnexpectedError`) are one ERROR line, their
-traceback goes to the debug log; anything else keeps its traceback. Both exit 1.
+Expected errors (`TapEmailTrackingError` except `UnexpectedError`, and the SDK's config
+validation) are one ERROR line ending in the error's name, their traceback goes to the debug log; anything else keeps its traceback. Both exit 1.
 """
 
 from __future__ import annotations
@@ -173,7 +173,8 @@ def _report(exc: BaseException) -> int:
         from tap_emailtracking.errors import TapEmailTrackingError  # noqa: PLC0415
 
         shown = exc if isinstance(exc, TapEmailTrackingError) else config_validation_error(exc)
-        LOGGER.error("%s", shown)
+        # The error's name too: the README's failure table is written in these names.
+        LOGGER.error("%s [%s]", shown, type(shown).__name__)
         LOGGER.debug("Traceback of the error above", exc_info=exc)
         return FAILED
     LOGGER.error("%s: unexpected error, please report it: %r", TAP, exc, exc_info=exc)

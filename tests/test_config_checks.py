@@ -194,4 +194,4 @@ def test_unexpected_errors_keep_their_traceback(caplog: pytest.LogCaptureFixture
     assert codes == [1, 1, 1]
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert [r.exc_info is not None for r in errors] == [True, True, False]
-    assert errors[2].getMessage().startswith("ExactTarget: bad ZIP. What to do: re-run")
+    assert errors[2].getMessage() == "ExactTarget: bad ZIP. What to do: re-run [CorruptFileError]"

@@ -24,9 +24,13 @@ import pytest
 
 from tap_emailtracking import cli, summary
 from tap_emailtracking.errors import CorruptFileError
+from vendor_sandbox.acoustic.data import AcousticDataSpec
 from vendor_sandbox.sandbox import Sandbox
 
 from .conftest import TapRun, parse_messages, run_tap, tap_command, tap_env
+from .test_acoustic_flow import STREAM as ACOUSTIC
+from .test_acoustic_flow import assert_matches_truth as assert_acoustic_truth
+from .test_acoustic_flow import config as acoustic_config
 from .test_exacttarget_flow import STREAMS, assert_matches_truth
 from .test_exacttarget_resume import (
     END_BOOKMARK,
@@ -95,7 +99,9 @@ def assert_interrupted(run: TapRun, signum: signal.Signals, where: str) -> None:
     assert "Gracefully shutting down" not in run.stderr
 
 
-def resume_to_truth(sandbox: Sandbox, tmp_path: Path, stopped: TapRun, config: dict[str, Any]):
+def resume_to_truth(
+    sandbox: Sandbox, tmp_path: Path, stopped: TapRun, config: dict[str, Any]
+) -> None:
     """One run from the last STATE completes the ground truth; no STATE was ever ahead."""
     in_flight = in_flight_windows(stopped.last_state)
     first_request = len(sandbox.et_api.requests)
@@ -254,3 +260,36 @@ def test_the_summary_is_logged_however_the_run_ends(
     assert exited.value.code == code
     lines = [r.getMessage() for r in caplog.records if r.name == "tap_emailtracking.summary"]
     assert lines == ["Acoustic: end-of-run summary: 2 malformed rows skipped"]
+
+
+def test_sigterm_in_the_middle_of_the_bex_files_resumes_from_the_last_finished_file(
+    tmp_path: Path,
+) -> None:
+    """Acoustic BEX: signalled as the fifth file downloads; only finished files are marked."""
+    with Sandbox(tmp_path / "sandbox", exacttarget=None, acoustic=AcousticDataSpec()) as box:
+        config = acoustic_config(box)
+        downloads: list[str] = []
+
+        def fifth_download(line: str) -> bool:
+            if re.search(r": downloading .+\.csv from ", line):
+                downloads.append(line)
+            return len(downloads) == 5
+
+        stopped = run_tap_signalled(tmp_path / "stopped", config, signal.SIGTERM, fifth_download)
+        assert_interrupted(stopped, signal.SIGTERM, "tap-emailtracking / acoustic_email_events")
+        state = stopped.last_state or {}
+        marker = state.get("bookmarks", {}).get(ACOUSTIC, {}).get("bex_files", {})
+        done = set(marker.get("done", {}))
+        assert 4 <= len(done) <= 5, sorted(done)
+        # Every file marked done had all its rows out before the STATE that marked it.
+        emitted: set[str] = set()
+        for message in stopped.messages:
+            if message["type"] == "RECORD":
+                emitted.add(message["record"]["source_file"])
+            elif message["type"] == "STATE":
+                marked = message["value"].get("bookmarks", {}).get(ACOUSTIC, {})
+                assert set(marked.get("bex_files", {}).get("done", {})) <= emitted
+        resumed = run_tap(tmp_path / "resumed", config, state=state)
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        assert not {r["source_file"] for r in resumed.records[ACOUSTIC]} & done
+        assert_acoustic_truth(box, stopped, resumed)
