@@ -14,7 +14,8 @@ instruction.
 * A second signal while the first unwinds ends the process at once (STATE is already honest).
 
 Expected errors (`TapEmailTrackingError` except `UnexpectedError`, and the SDK's config
-validation) are one ERROR line ending in the error's name, their traceback goes to the debug log; anything else keeps its traceback. Both exit 1.
+validation) are one ERROR line ending in the error's name; their traceback goes to the debug log.
+Anything else keeps its traceback. Both exit 1.
 """
 
 from __future__ import annotations
