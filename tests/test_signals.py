@@ -75,9 +75,12 @@ def run_tap_signalled(
                     process.send_signal(signum)
 
         assert process.stderr is not None
+        assert process.stdout is not None
         reader = threading.Thread(target=read_stderr, args=(process.stderr,), daemon=True)
         reader.start()
-        stdout, _ = process.communicate(timeout=timeout)
+        # Not communicate(): it would read stderr too, racing the reader for the log lines.
+        stdout = process.stdout.read()
+        process.wait(timeout=timeout)
         reader.join(timeout=30)
     stderr = "".join(stderr_lines)
     assert sent == [True], f"the signal was not sent to a running tap: {stderr[-3000:]}"
