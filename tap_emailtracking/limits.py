@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from decimal import Decimal
 from typing import Any
 
 from singer_sdk import typing as th
@@ -37,7 +38,7 @@ class Limits:
             raw = config.get(item.name)
             if raw is None:
                 continue
-            if isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0:
+            if isinstance(raw, bool) or not isinstance(raw, int | float | Decimal) or raw <= 0:
                 raise ConfigurationError(
                     f"{item.name} is {raw!r}, not a positive number",
                     vendor="tap-emailtracking",

@@ -1,27 +1,33 @@
 """The tap: settings, which vendors are enabled, and their streams.
 
 A vendor contributes streams only when its settings object is present. Secrets are registered for
-log redaction before the SDK validates the config, because validation errors quote values.
+log redaction before the SDK validates the config, because validation errors quote values. Every
+setting of every enabled vendor is checked when the tap is built for a sync, before any stream
+runs; how the run then ends (signals, errors, exit codes) is `cli`'s job.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
+import click
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import (
     CapabilitiesEnum,
     PluginCapabilities,
     TapCapabilities,
 )
 
-from tap_emailtracking import redaction
+from tap_emailtracking import cli, redaction
+from tap_emailtracking.checks import SettingsReader, warn_unknown_keys
 from tap_emailtracking.errors import ConfigurationError
 from tap_emailtracking.limits import LIMIT_PROPERTIES, Limits
 from tap_emailtracking.vendors.acoustic.export import AcousticExports
@@ -37,6 +43,9 @@ from tap_emailtracking.vendors.exacttarget.streams import STREAM_TYPES as EXACTT
 from tap_emailtracking.writer import StateFlushingWriter
 
 ENV_PREFIX = "TAP_EMAILTRACKING_"
+TAP = "tap-emailtracking"
+# The calendar day is already this far ahead somewhere on Earth (UTC+14).
+LATEST_OFFSET = timedelta(hours=14)
 
 
 def _raw_config(config: Any) -> dict[str, Any]:
@@ -67,16 +76,25 @@ def _day(value: str, setting: str) -> date:
     except ValueError:
         raise ConfigurationError(
             f"{setting} {value!r} is not an ISO 8601 date",
-            vendor="tap-emailtracking",
+            vendor=TAP,
             action=f"set {setting} like 2024-01-31 or 2024-01-31T00:00:00Z",
         ) from None
+
+
+class WholeMessageWriter(StateFlushingWriter):
+    """Output blocks are written whole: a signal during a write is raised once it is out."""
+
+    def flush_pending(self) -> None:
+        """Write the queue out, holding SIGINT/SIGTERM until it is (see `cli.shielded`)."""
+        with cli.shielded():
+            super().flush_pending()
 
 
 class TapEmailTracking(Tap):
     """Complete email-tracking exports from ExactTarget and Acoustic (more vendors to come)."""
 
     name = "tap-emailtracking"
-    message_writer_class = StateFlushingWriter
+    message_writer_class = WholeMessageWriter
     # No BATCH: streams write STATE when a window's records are out, which must not happen while
     # those records still sit in a batch file that has not been announced to the target.
     capabilities: ClassVar[list[CapabilitiesEnum]] = [
@@ -119,15 +137,90 @@ class TapEmailTracking(Tap):
     }
 
     def __init__(self, *args: Any, config: Any = None, **kwargs: Any) -> None:
-        redaction.register_secrets(redaction.secrets_in_config(_raw_config(config)))
+        raw = _raw_config(config)
+        redaction.register_secrets(redaction.secrets_in_config(raw))
         redaction.register_secrets(redaction.secrets_in_environment(ENV_PREFIX))
         redaction.install_log_redaction()
+        # Before the SDK's validation: a misspelt required key is reported as missing there, and
+        # its validator fails with a raw AttributeError on a vendor that is not an object.
+        self.check_raw_settings(raw)
         self._exacttarget: ExactTargetExports | None = None
         self._acoustic: AcousticExports | None = None
+        self._exacttarget_settings: ExactTargetSettings | None = None
+        self._acoustic_settings: AcousticSettings | None = None
         self._finished: set[str] = set()
         super().__init__(*args, config=config, **kwargs)
         redaction.register_secrets(redaction.secrets_in_config(dict(self.config)))
         redaction.install_log_redaction()
+        if kwargs.get("validate_config", True):
+            self.check_settings()
+
+    @classmethod
+    def check_raw_settings(cls, raw: Mapping[str, Any]) -> None:
+        """Warn about keys no setting uses, at the top level and in each vendor's object."""
+        schema = copy.deepcopy(cls.config_jsonschema)
+        cls.append_builtin_config(schema)
+        properties: dict[str, Any] = schema["properties"]
+        warn_unknown_keys(raw, properties)
+        for name, value in raw.items():
+            nested = properties.get(name, {}).get("properties")
+            if nested and value is not None:
+                SettingsReader(value, vendor=TAP, prefix=f"{name}.")  # refuses a non-object
+                warn_unknown_keys(value, nested, prefix=f"{name}.")
+
+    def check_settings(self) -> None:
+        """Check every setting of every enabled vendor now, before any data moves."""
+        read = SettingsReader(self.config, vendor=TAP)
+        start = _day(read.text("start_date", required=True), "start_date")
+        latest_today = (datetime.now(timezone.utc) + LATEST_OFFSET).date()
+        if start > latest_today:
+            raise read.bad(
+                "start_date",
+                f"({start}) is in the future",
+                "set start_date to the first day of activity to export",
+            )
+        end = read.optional_text("end_date")
+        if end is not None and _day(end, "end_date") < start:
+            raise read.bad(
+                "end_date",
+                f"({end[:10]}) is before start_date ({start})",
+                "set end_date to start_date or later, or leave it out (today)",
+            )
+        read.writable_folder("temp_dir")
+        Limits.from_config(self.config)
+        if not (self.config.get("exacttarget") or self.config.get("acoustic")):
+            raise ConfigurationError(
+                "no vendor is configured",
+                vendor=TAP,
+                action="add an exacttarget or acoustic settings object",
+            )
+        if self.config.get("exacttarget"):
+            self._exacttarget_settings = ExactTargetSettings.from_config(self.config["exacttarget"])
+        if self.config.get("acoustic"):
+            self._acoustic_settings = AcousticSettings.from_config(self.config["acoustic"])
+
+    @classmethod
+    def invoke(cls, **kwargs: Any) -> None:
+        """Run the sync; the SDK's multi-line config-validation report becomes one line."""
+        try:
+            super().invoke(**kwargs)
+        except ConfigValidationError as exc:
+            raise cli.config_validation_error(exc) from None
+
+    @classmethod
+    def get_singer_command(cls) -> click.Command:
+        """The SDK's command, ended by `cli.run`: exit codes, one-line errors, the summary."""
+        command = super().get_singer_command()
+        sdk_main = command.main
+
+        def main(*args: Any, **kwargs: Any) -> Any:
+            cli.run(lambda: sdk_main(*args, **kwargs))
+
+        command.main = main  # type: ignore[method-assign]
+        return command
+
+    def _setup_signal_handlers(self) -> None:
+        """Keep `cli`'s handlers: the SDK's would end an interrupted run with exit code 0."""
 
     def discover_streams(self) -> list[Stream]:
         """Streams of every vendor whose settings are present."""
@@ -153,7 +246,9 @@ class TapEmailTracking(Tap):
     def exacttarget_exports(self) -> ExactTargetExports:
         """The ExactTarget unit-of-work cache, created on first use."""
         if self._exacttarget is None:
-            settings = ExactTargetSettings.from_config(self.config["exacttarget"])
+            settings = self._exacttarget_settings or ExactTargetSettings.from_config(
+                self.config["exacttarget"]
+            )
             end = self.config.get("end_date")
             self._exacttarget = ExactTargetExports(
                 settings,
@@ -173,7 +268,7 @@ class TapEmailTracking(Tap):
         if self._acoustic is None:
             end = self.config.get("end_date")
             self._acoustic = AcousticExports(
-                AcousticSettings.from_config(self.config["acoustic"]),
+                self._acoustic_settings or AcousticSettings.from_config(self.config["acoustic"]),
                 state=cast(dict[str, Any], self.state),
                 checkpoint=self.checkpoint,
                 start_date=_day(str(self.config["start_date"]), "start_date"),

@@ -46,5 +46,5 @@ def test_bex_without_a_database_is_refused_with_what_to_do(tmp_path: Path) -> No
     acoustic = {k: v for k, v in BASE.items() if k != "contact_source_id"}
     run = run_tap(tmp_path, {"start_date": "2024-01-01", "acoustic": acoustic})
     assert run.returncode != 0
-    assert "Acoustic: export_mode bex needs the database id" in run.stderr
+    assert "Acoustic: acoustic.contact_source_id is missing: export_mode bex needs" in run.stderr
     assert "acoustic.contact_source_id" in run.stderr

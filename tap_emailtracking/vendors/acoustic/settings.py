@@ -12,8 +12,7 @@ from typing import Any, Literal, cast
 
 from singer_sdk import typing as th
 
-from tap_emailtracking.errors import ConfigurationError
-from tap_emailtracking.timestamps import zone
+from tap_emailtracking.checks import SettingsReader
 
 EVENT_TYPES = (
     "emailSend",
@@ -279,86 +278,103 @@ class AcousticSettings:
 
     @classmethod
     def from_config(cls, raw: Mapping[str, Any]) -> AcousticSettings:
-        """Fill defaults from the pod, and check what JSON schema cannot."""
-
-        def bad(what: str, action: str) -> ConfigurationError:
-            return ConfigurationError(what, vendor="Acoustic", action=action)
-
-        pod = str(raw.get("pod", "1")).upper()
+        """Fill defaults from the pod, and check every setting with a message naming it."""
+        read = SettingsReader(raw, vendor="Acoustic", prefix="acoustic.")
+        pod = read.text("pod", "1").upper()
         suffix = PODS.get(pod)
-        if suffix is None and not (raw.get("api_host") and raw.get("sftp_host")):
-            raise bad(
-                f"pod {pod!r} is unknown", "set acoustic.pod (1-9, A, B) or api_host and sftp_host"
+        if suffix is None and not (read.present("api_host") and read.present("sftp_host")):
+            raise read.bad(
+                "pod",
+                f"{pod!r} is unknown",
+                "set acoustic.pod (1-9, A, B) or acoustic.api_host and acoustic.sftp_host",
             )
-        mode = str(raw.get("export_mode", "bex"))
-        if mode == "bex" and not raw.get("contact_source_id"):
-            raise bad(
-                "export_mode bex needs the database id",
+        mode = read.choice("export_mode", "bex", ("bex", "raw_recipient_data"))
+        contact_source_id = read.optional_text("contact_source_id")
+        if mode == "bex" and not contact_source_id:
+            raise read.bad(
+                "contact_source_id",
+                "is missing: export_mode bex needs the database id",
                 "set acoustic.contact_source_id to the id of the database whose events you want",
             )
-        if raw.get("manage_job_definition") and not raw.get("ftp_user_id"):
-            raise bad(
-                "manage_job_definition needs the org admin's login",
+        manage = read.boolean("manage_job_definition", False)
+        ftp_user_id = read.optional_text("ftp_user_id")
+        if manage and not ftp_user_id:
+            raise read.bad(
+                "ftp_user_id",
+                "is missing: manage_job_definition needs the org admin's login",
                 "set acoustic.ftp_user_id to the org admin's login email",
             )
-        username = str(raw.get("sftp_username", "oauth"))
-        if username != "oauth" and not raw.get("sftp_password"):
-            raise bad(
-                f"sftp_username {username!r} needs a password",
+        username = read.text("sftp_username", "oauth", required=True)
+        password = read.optional_text("sftp_password")
+        if username != "oauth" and not password:
+            raise read.bad(
+                "sftp_password",
+                f"is missing: sftp_username {username!r} needs it",
                 "set acoustic.sftp_password, or sftp_username to oauth (the access token logs in)",
             )
-        tz_name = str(raw.get("timezone", "America/New_York"))
-        try:
-            zone(tz_name)
-        except ValueError:
-            raise bad(
-                f"timezone {tz_name!r} is not an IANA time zone",
-                "set acoustic.timezone to a name like America/New_York",
-            ) from None
-        custom = tuple(str(c) for c in raw.get("custom_columns") or ())
+        custom = read.words("custom_columns") or ()
         if len(custom) > MAX_CUSTOM_COLUMNS or len(set(custom)) != len(custom):
-            raise bad(
-                "custom_columns must be at most 5 distinct names",
+            raise read.bad(
+                "custom_columns",
+                "must be at most 5 distinct names",
                 "remove columns from acoustic.custom_columns",
             )
-        window_days = int(raw.get("window_days", 1))
-        if window_days < 1:
-            raise bad("window_days is below 1", "set acoustic.window_days to 1 or more")
+        frequency = read.integer("job_frequency_hours", 24, 1, 24)
+        if frequency not in FREQUENCIES:
+            raise read.bad(
+                "job_frequency_hours",
+                f"is {frequency}",
+                f"set acoustic.job_frequency_hours to one of {', '.join(map(str, FREQUENCIES))}",
+            )
+        check_host_key = read.boolean("sftp_host_key_check", True)
+        known_hosts = read.optional_text("sftp_known_hosts_file")
+        if check_host_key:
+            known_hosts = read.existing_file("sftp_known_hosts_file")
+        poll = read.seconds("poll_interval_seconds", 15)
+        poll_max = read.seconds("poll_max_interval_seconds", 120)
+        if poll_max < poll:
+            raise read.bad(
+                "poll_max_interval_seconds",
+                f"({poll_max:g}) is below poll_interval_seconds ({poll:g})",
+                "set acoustic.poll_max_interval_seconds to poll_interval_seconds or more",
+            )
         return cls(
-            api_host=str(
-                raw.get("api_host") or f"https://api-campaign-{suffix}.goacoustic.com"
-            ).rstrip("/"),
-            client_id=str(raw["client_id"]),
-            client_secret=str(raw["client_secret"]),
-            refresh_token=str(raw["refresh_token"]),
+            api_host=read.url("api_host", f"https://api-campaign-{suffix}.goacoustic.com").rstrip(
+                "/"
+            ),
+            client_id=read.text("client_id", required=True),
+            client_secret=read.text("client_secret", required=True),
+            refresh_token=read.text("refresh_token", required=True),
             export_mode=cast(Literal["bex", "raw_recipient_data"], mode),
-            contact_source_id=None
-            if raw.get("contact_source_id") is None
-            else str(raw["contact_source_id"]),
-            ftp_user_id=raw.get("ftp_user_id"),
-            manage_job_definition=bool(raw.get("manage_job_definition", False)),
-            event_types=tuple(raw.get("event_types") or EVENT_TYPES),
-            mailing_types=tuple(raw.get("mailing_types") or MAILING_TYPES),
+            contact_source_id=contact_source_id,
+            ftp_user_id=ftp_user_id,
+            manage_job_definition=manage,
+            event_types=read.words("event_types", EVENT_TYPES) or EVENT_TYPES,
+            mailing_types=read.words("mailing_types", MAILING_TYPES) or MAILING_TYPES,
             custom_columns=custom,
-            export_file_name=str(raw.get("export_file_name", DEFAULT_EXPORT_FILE_NAME)),
-            file_format=str(raw.get("file_format", "CSV")).upper(),
-            job_frequency_hours=int(raw.get("job_frequency_hours", 24)),
-            sftp_host=str(raw.get("sftp_host") or f"transfer-campaign-{suffix}.goacoustic.com"),
-            sftp_port=int(raw.get("sftp_port", 22)),
+            export_file_name=read.text("export_file_name", DEFAULT_EXPORT_FILE_NAME),
+            file_format=read.choice(
+                "file_format", "CSV", (*FILE_FORMATS, *(f.lower() for f in FILE_FORMATS))
+            ).upper(),
+            job_frequency_hours=frequency,
+            sftp_host=read.host("sftp_host", f"transfer-campaign-{suffix}.goacoustic.com"),
+            sftp_port=read.port("sftp_port", 22) or 22,
             sftp_username=username,
-            sftp_password=raw.get("sftp_password"),
-            sftp_folder=str(raw.get("sftp_folder", "/download")),
-            sftp_known_hosts_file=raw.get("sftp_known_hosts_file"),
-            sftp_host_key_check=bool(raw.get("sftp_host_key_check", True)),
-            file_settle_seconds=float(raw.get("file_settle_seconds", 10)),
-            marker_history_days=int(raw.get("marker_history_days", 7)),
-            on_bad_row=cast(Literal["fail", "skip"], str(raw.get("on_bad_row", "fail"))),
-            timezone=tz_name,
-            window_days=window_days,
-            lookback_days=int(raw.get("lookback_days", 1)),
-            poll_interval_seconds=float(raw.get("poll_interval_seconds", 15)),
-            poll_max_interval_seconds=float(raw.get("poll_max_interval_seconds", 120)),
-            job_deadline_seconds=float(raw.get("job_deadline_seconds", 21600)),
-            request_timeout_seconds=float(raw.get("request_timeout_seconds", 300)),
-            max_attempts=max(1, int(raw.get("max_attempts", 6))),
+            sftp_password=password,
+            sftp_folder=read.text("sftp_folder", "/download", required=True),
+            sftp_known_hosts_file=known_hosts,
+            sftp_host_key_check=check_host_key,
+            file_settle_seconds=read.seconds("file_settle_seconds", 10, zero=True),
+            marker_history_days=read.integer("marker_history_days", 7, 0),
+            on_bad_row=cast(
+                Literal["fail", "skip"], read.choice("on_bad_row", "fail", ("fail", "skip"))
+            ),
+            timezone=read.timezone("timezone", "America/New_York"),
+            window_days=read.integer("window_days", 1, 1),
+            lookback_days=read.integer("lookback_days", 1, 0),
+            poll_interval_seconds=poll,
+            poll_max_interval_seconds=poll_max,
+            job_deadline_seconds=read.seconds("job_deadline_seconds", 21600),
+            request_timeout_seconds=read.seconds("request_timeout_seconds", 300),
+            max_attempts=read.integer("max_attempts", 6, 1),
         )

@@ -8,12 +8,12 @@ from typing import Any, Literal, cast
 
 from singer_sdk import typing as th
 
-from tap_emailtracking.errors import ConfigurationError
-from tap_emailtracking.timestamps import zone
+from tap_emailtracking.checks import SettingsReader
 from tap_emailtracking.transports.files import FileSiteSettings
 
 DEFAULT_ENDPOINT = "https://api.dc1.exacttarget.com/integrate.aspx"
 MAX_WINDOW_DAYS = 7
+PROTOCOLS = ("ftps", "ftp", "sftp")
 
 CONFIG_SCHEMA = th.ObjectType(
     th.Property("username", th.StringType, required=True, description="XML API user name."),
@@ -31,7 +31,7 @@ CONFIG_SCHEMA = th.ObjectType(
         "file_protocol",
         th.StringType,
         default="ftps",
-        allowed_values=["ftps", "ftp", "sftp"],
+        allowed_values=list(PROTOCOLS),
         description="How to fetch the result ZIP: explicit FTPS (ExactTarget's secure FTP), "
         "plain FTP, or SFTP.",
     ),
@@ -169,60 +169,60 @@ class ExactTargetSettings:
 
     @classmethod
     def from_config(cls, raw: Mapping[str, Any]) -> ExactTargetSettings:
-        """Validate what JSON schema cannot (ranges, zone names) with actionable messages."""
-
-        def bad(what: str, action: str) -> ConfigurationError:
-            return ConfigurationError(what, vendor="ExactTarget", action=action)
-
-        window_days = int(raw.get("window_days", MAX_WINDOW_DAYS))
-        if not 1 <= window_days <= MAX_WINDOW_DAYS:
-            raise bad(
-                f"window_days is {window_days}, outside 1..{MAX_WINDOW_DAYS}",
-                "set exacttarget.window_days between 1 and 7 (ExactTarget's maximum range)",
+        """Check every setting (bounds, zone, ports, URL, files) with a message naming it."""
+        read = SettingsReader(raw, vendor="ExactTarget", prefix="exacttarget.")
+        protocol = read.text("file_protocol", "ftps")
+        if protocol not in PROTOCOLS:
+            raise read.bad(
+                "file_protocol",
+                f"is {protocol!r}",
+                f"set exacttarget.file_protocol to one of {', '.join(PROTOCOLS)}",
             )
-        for name in ("send_lookback_days", "lookback_days"):
-            if int(raw.get(name, 0)) < 0:
-                raise bad(f"{name} is negative", f"set exacttarget.{name} to 0 or more")
-        tz_name = str(raw.get("timezone", "America/Chicago"))
-        try:
-            zone(tz_name)
-        except ValueError:
-            raise bad(
-                f"timezone {tz_name!r} is not an IANA time zone",
-                "set exacttarget.timezone to a name like America/Chicago or Europe/Prague",
-            ) from None
-        protocol = str(raw.get("file_protocol", "ftps"))
-        timeout = float(raw.get("request_timeout_seconds", 300))
-        attempts = int(raw.get("max_attempts", 6))
-        if attempts < 1:
-            raise bad("max_attempts is below 1", "set exacttarget.max_attempts to 1 or more")
+        timeout = read.seconds("request_timeout_seconds", 300)
+        attempts = read.integer("max_attempts", 6, 1)
+        check_host_key = read.boolean("sftp_host_key_check", True)
+        tls_verify = read.boolean("file_tls_verify", True)
+        known_hosts = read.optional_text("sftp_known_hosts_file")
+        if protocol == "sftp" and check_host_key:
+            known_hosts = read.existing_file("sftp_known_hosts_file")
+        ca_file = read.optional_text("file_tls_ca_file")
+        if protocol == "ftps" and tls_verify:
+            ca_file = read.existing_file("file_tls_ca_file")
         files = FileSiteSettings(
             protocol=cast(Literal["ftp", "ftps", "sftp"], protocol),
-            host=str(raw.get("file_host", "ftp1.exacttarget.com")),
-            port=raw.get("file_port"),
-            username=str(raw["file_username"]),
-            password=str(raw["file_password"]),
-            folder=str(raw.get("file_folder", "/")),
+            host=read.host("file_host", "ftp1.exacttarget.com"),
+            port=read.port("file_port"),
+            username=read.text("file_username", required=True),
+            password=read.text("file_password", required=True),
+            folder=read.text("file_folder", "/"),
             timeout_seconds=timeout,
-            tls_verify=bool(raw.get("file_tls_verify", True)),
-            tls_ca_file=raw.get("file_tls_ca_file"),
-            sftp_known_hosts_file=raw.get("sftp_known_hosts_file"),
-            sftp_host_key_check=bool(raw.get("sftp_host_key_check", True)),
+            tls_verify=tls_verify,
+            tls_ca_file=ca_file,
+            sftp_known_hosts_file=known_hosts,
+            sftp_host_key_check=check_host_key,
             max_attempts=attempts,
             config_key="exacttarget",
         )
+        poll = read.seconds("poll_interval_seconds", 15)
+        poll_max = read.seconds("poll_max_interval_seconds", 120)
+        if poll_max < poll:
+            raise read.bad(
+                "poll_max_interval_seconds",
+                f"({poll_max:g}) is below poll_interval_seconds ({poll:g})",
+                "set exacttarget.poll_max_interval_seconds to poll_interval_seconds or more",
+            )
         return cls(
-            username=str(raw["username"]),
-            password=str(raw["password"]),
+            username=read.text("username", required=True),
+            password=read.text("password", required=True),
             files=files,
-            endpoint=str(raw.get("endpoint", DEFAULT_ENDPOINT)),
-            window_days=window_days,
-            send_lookback_days=int(raw.get("send_lookback_days", 30)),
-            lookback_days=int(raw.get("lookback_days", 1)),
-            timezone=tz_name,
-            poll_interval_seconds=float(raw.get("poll_interval_seconds", 15)),
-            poll_max_interval_seconds=float(raw.get("poll_max_interval_seconds", 120)),
-            job_deadline_seconds=float(raw.get("job_deadline_seconds", 21600)),
+            endpoint=read.url("endpoint", DEFAULT_ENDPOINT),
+            window_days=read.integer("window_days", MAX_WINDOW_DAYS, 1, MAX_WINDOW_DAYS),
+            send_lookback_days=read.integer("send_lookback_days", 30, 0),
+            lookback_days=read.integer("lookback_days", 1, 0),
+            timezone=read.timezone("timezone", "America/Chicago"),
+            poll_interval_seconds=poll,
+            poll_max_interval_seconds=poll_max,
+            job_deadline_seconds=read.seconds("job_deadline_seconds", 21600),
             request_timeout_seconds=timeout,
             max_attempts=attempts,
         )
