@@ -55,15 +55,20 @@ class Limits:
         vendor: str,
         stream: str | None,
         subject: str,
+        next_run: str | None = None,
     ) -> CorruptFileError:
-        """The error for a result that crossed a limit: damaged, so its job is forgotten."""
+        """The error for a result that crossed a limit: damaged, so its job is forgotten.
+
+        `next_run` says what the next run does with this result when it is not a job that is
+        requested again (a standing export's file is read again).
+        """
         return CorruptFileError(
             f"{what}, over the limit {setting}={getattr(self, setting)!r}",
             vendor=vendor,
             stream=stream,
             subject=subject,
-            action=f"the export is requested again on the next run; if the file is genuine, "
-            f"raise {setting} in the config",
+            action=f"{next_run or 'the export is requested again on the next run'}; if the file "
+            f"is genuine, raise {setting} in the config",
         )
 
 

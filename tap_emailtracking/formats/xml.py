@@ -7,7 +7,14 @@ parse is about twice as fast as `ElementTree.iterparse` (which builds every elem
 
 Safety: a document with a DTD is refused outright, so no entity can be declared and none can be
 expanded (billion laughs, external entities); an undefined entity is a parse error. Any parse error
-becomes `CorruptFileError` with the line and column.
+becomes `CorruptFileError` with the line and column. XML cannot hold NUL (expat refuses the byte
+and `&#0;`), so a NUL makes the file malformed.
+
+Size: one text node or tag may not exceed `Limits.max_field_bytes`. Character data reaches C
+code only (a list's `append`, the C `TreeBuilder`), so instead of a Python call per chunk of text,
+the end handlers (Python already) note where the last element ended, and after each chunk fed to
+expat the bytes since then are checked: a text node or tag is caught within one chunk of the
+limit, at no cost per character.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from xml.etree.ElementTree import Element, TreeBuilder
 from xml.parsers import expat
 
 from tap_emailtracking.errors import CorruptFileError
+from tap_emailtracking.limits import Limits
 
 _CHUNK = 1 << 18
 
@@ -39,8 +47,12 @@ def iter_xml_items(
     vendor: str,
     stream_name: str | None,
     subject: str,
+    limits: Limits | None = None,
+    next_run: str | None = None,
 ) -> Iterator[list[XmlItem]]:
     """Yield the items of a byte stream, a list per chunk read (cheaper than one per item)."""
+    bounds = limits or Limits()
+    cap = bounds.max_field_bytes
     parser = expat.ParserCreate()
     parser.buffer_text = True
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
@@ -50,6 +62,7 @@ def iter_xml_items(
     # frame per element); only `end_inside` runs Python, to notice when the subtree closes.
     builder = TreeBuilder()
     root: Element | None = None
+    last_end = 0  # byte index where the last element ended
 
     def start_outside(tag: str, attrs: dict[str, str]) -> None:
         nonlocal builder, root
@@ -63,6 +76,8 @@ def iter_xml_items(
             text.clear()
 
     def end_inside(tag: str) -> None:
+        nonlocal last_end
+        last_end = parser.CurrentByteIndex
         if builder.end(tag) is root:
             out.append(("tree", tag, root))
             parser.StartElementHandler = start_outside
@@ -71,6 +86,8 @@ def iter_xml_items(
             text.clear()
 
     def end_outside(tag: str) -> None:
+        nonlocal last_end
+        last_end = parser.CurrentByteIndex
         if tag in leaves:
             out.append(("leaf", tag, "".join(text)))
         elif tag in ends:
@@ -85,10 +102,22 @@ def iter_xml_items(
     parser.CharacterDataHandler = text.append
     parser.StartDoctypeDeclHandler = refuse
     parser.EntityDeclHandler = refuse
+    fed = 0
     try:
         while True:
             chunk = stream.read(_CHUNK)
             parser.Parse(chunk, not chunk)
+            fed += len(chunk)
+            if fed - last_end > cap:
+                raise bounds.exceeded(
+                    "max_field_bytes",
+                    f"a text node or tag near line {parser.CurrentLineNumber} is longer than "
+                    f"{cap:,} bytes",
+                    vendor=vendor,
+                    stream=stream_name,
+                    subject=subject,
+                    next_run=next_run,
+                )
             if out:
                 yield out
                 out = []
