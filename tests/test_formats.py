@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from tap_emailtracking.errors import CorruptFileError
+from tap_emailtracking.formats.containers import open_container
 from tap_emailtracking.formats.xml import iter_xml_items
 from tap_emailtracking.limits import Limits
-from tap_emailtracking.formats.containers import open_container
 
 
 def make_zip(path: Path, members: dict[str, bytes]) -> Path:

@@ -3,9 +3,10 @@
 Every vendor's result goes through `open_container`, so every vendor inherits the same guarantees:
 
 * the container is recognised by its magic bytes, never by its name (extensions lie);
-* a ZIP is verified before use: every selected member is read once to check its CRC (streaming,
-  constant memory), so a file cut short or damaged at the source is never parsed as if it were
-  whole and no record of it is emitted;
+* a ZIP or gzip file is verified before use: every selected member is read through once
+  (streaming, constant memory; CRCs checked), so a file cut short or damaged at the source, or
+  one that expands past a limit, is refused before a record of it is emitted. Decompressing
+  costs a fraction of parsing, so the second pass is cheap;
 * the expansion limits (`Limits.max_member_bytes`, `Limits.max_expansion_ratio`) are enforced on
   the bytes actually produced while reading, for the verification pass and the parse alike. The
   sizes in a ZIP's directory only give a cheap early refusal: they are not trusted to be true;
@@ -200,8 +201,8 @@ class Container:
         return io.BufferedReader(bounded, _BUFFER)
 
     def verify(self) -> None:
-        """Read every member once: CRCs (ZIP) and the expansion limits, before any parse."""
-        if self._archive is None:
+        """Read every compressed member once: CRCs and the expansion limits, before any parse."""
+        if self.kind == "plain":
             return
         for member in self.members:
             with self.open(member) as stream:
