@@ -110,7 +110,7 @@ def test_a_huge_xml_text_node_is_refused_and_its_batch_forgotten(
     failed = run_tap(tmp_path / "failed", sandbox.tap_config())
     message = error_message(failed)
     assert message.startswith(f"ExactTarget / {FIRST_STREAM} (batch {FIRST_BATCH}, file ")
-    assert "a text node or tag near line " in message
+    assert "a text node, tag or record element near line " in message
     assert "over the limit max_field_bytes=1048576" in message
     assert ledger_of(failed) == {}
 

@@ -147,6 +147,7 @@ def xml_items(document: bytes, limits: Limits) -> list[tuple[str, str, object]]:
         lambda text: b"<r><other>" + text + b"</other></r>",  # an element nobody wants
         lambda text: b"<r><!--" + text + b"--></r>",  # a comment
         lambda text: b"<r><x a='" + text + b"'/></r>",  # a tag
+        lambda text: b"<r><item>" + b"<o/>" * (len(text) // 4) + b"</item></r>",  # a subtree
     ],
 )
 def test_a_text_node_or_tag_over_the_field_limit_is_refused(wrap: object) -> None:
@@ -155,8 +156,9 @@ def test_a_text_node_or_tag_over_the_field_limit_is_refused(wrap: object) -> Non
     assert xml_items(make(b"y" * 200_000), limits) is not None  # type: ignore[operator]
     with pytest.raises(CorruptFileError) as caught:
         xml_items(make(b"y" * 3_000_000), limits)  # type: ignore[operator]
-    assert "a text node or tag near line 1 is longer than 300,000 bytes" in str(caught.value)
-    assert "over the limit max_field_bytes=300000" in str(caught.value)
+    message = str(caught.value)
+    assert "a text node, tag or record element near line 1 is longer than 300,000 bytes" in message
+    assert "over the limit max_field_bytes=300000" in message
 
 
 @pytest.mark.parametrize("nul", [b"\x00", b"&#0;"])

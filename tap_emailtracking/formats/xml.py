@@ -10,11 +10,12 @@ expanded (billion laughs, external entities); an undefined entity is a parse err
 becomes `CorruptFileError` with the line and column. XML cannot hold NUL (expat refuses the byte
 and `&#0;`), so a NUL makes the file malformed.
 
-Size: one text node or tag may not exceed `Limits.max_field_bytes`. Character data reaches C
-code only (a list's `append`, the C `TreeBuilder`), so instead of a Python call per chunk of text,
-the end handlers (Python already) note where the last element ended, and after each chunk fed to
-expat the bytes since then are checked: a text node or tag is caught within one chunk of the
-limit, at no cost per character.
+Size: one text node, tag or comment, and one captured subtree (a subscriber with its events),
+may not exceed `Limits.max_field_bytes`. Character data reaches C code only (a list's `append`,
+the C `TreeBuilder`), so rather than a Python call per piece of text or per element, three sizes
+are checked after each chunk fed to expat: the bytes since the captured subtree began (noted once
+per subtree), the text gathered outside subtrees, and the bytes since expat's last event (a token
+it is still reading). Whatever is too big is caught within one chunk of the limit.
 """
 
 from __future__ import annotations
@@ -62,11 +63,12 @@ def iter_xml_items(
     # frame per element); only `end_inside` runs Python, to notice when the subtree closes.
     builder = TreeBuilder()
     root: Element | None = None
-    last_end = 0  # byte index where the last element ended
+    capture_start = -1  # byte index where the captured subtree being built began
 
     def start_outside(tag: str, attrs: dict[str, str]) -> None:
-        nonlocal builder, root
+        nonlocal builder, root, capture_start
         if tag in capture:
+            capture_start = parser.CurrentByteIndex
             builder = TreeBuilder()
             root = builder.start(tag, attrs)
             parser.StartElementHandler = builder.start
@@ -76,9 +78,9 @@ def iter_xml_items(
             text.clear()
 
     def end_inside(tag: str) -> None:
-        nonlocal last_end
-        last_end = parser.CurrentByteIndex
+        nonlocal capture_start
         if builder.end(tag) is root:
+            capture_start = -1
             out.append(("tree", tag, root))
             parser.StartElementHandler = start_outside
             parser.EndElementHandler = end_outside
@@ -86,8 +88,6 @@ def iter_xml_items(
             text.clear()
 
     def end_outside(tag: str) -> None:
-        nonlocal last_end
-        last_end = parser.CurrentByteIndex
         if tag in leaves:
             out.append(("leaf", tag, "".join(text)))
         elif tag in ends:
@@ -108,11 +108,15 @@ def iter_xml_items(
             chunk = stream.read(_CHUNK)
             parser.Parse(chunk, not chunk)
             fed += len(chunk)
-            if fed - last_end > cap:
+            if (
+                fed - max(parser.CurrentByteIndex, 0) > cap
+                or (capture_start >= 0 and fed - capture_start > cap)
+                or (text and sum(map(len, text)) > cap)
+            ):
                 raise bounds.exceeded(
                     "max_field_bytes",
-                    f"a text node or tag near line {parser.CurrentLineNumber} is longer than "
-                    f"{cap:,} bytes",
+                    f"a text node, tag or record element near line {parser.CurrentLineNumber} "
+                    f"is longer than {cap:,} bytes",
                     vendor=vendor,
                     stream=stream_name,
                     subject=subject,
