@@ -16,11 +16,13 @@ import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tap_emailtracking.errors import CorruptFileError
+from tap_emailtracking.formats import delimited as delimited_module
 from tap_emailtracking.formats.containers import open_container
 from tap_emailtracking.formats.delimited import DelimitedReader
 from tap_emailtracking.formats.xml import iter_xml_items
@@ -192,6 +194,37 @@ def test_any_delimited_text_gives_rows_or_an_error_at_its_line(data: bytes, poli
             assert not any("\x00" in field for field in fields)
     except CorruptFileError as error:
         assert_documented(error, "f.csv", position=True)
+
+
+FIELD_TEXT = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=6
+)
+
+
+@FUZZ
+@given(
+    rows=st.lists(st.lists(FIELD_TEXT, min_size=2, max_size=2), min_size=1, max_size=10),
+    ending=st.sampled_from(["\r\n", "\n", "\r"]),
+    block=st.integers(1, 24),
+)
+def test_lines_split_across_blocks_read_as_a_text_file_would(
+    rows: list[list[str]], ending: str, block: int
+) -> None:
+    """Whatever the block size, rows and their line numbers are those of `csv` on a text file."""
+    out = io.StringIO(newline="")
+    csv.writer(out, lineterminator=ending).writerows([["a", "b"], *rows])
+    data = out.getvalue().encode()
+    text = csv.reader(io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", newline=""))
+    next(text)
+    expected = []
+    start = text.line_num + 1
+    for row in text:
+        expected.append((start, row))
+        start = text.line_num + 1
+    with mock.patch.object(delimited_module, "_BLOCK", block):
+        got = list(reader(data, "skip").rows())
+    # (A line end the writer left unquoted splits a row: both readers see the same pieces.)
+    assert got == [item for item in expected if len(item[1]) == 2]
 
 
 def bex_records(data: bytes, policy: str) -> Callable[[], list[dict[str, Any]]]:

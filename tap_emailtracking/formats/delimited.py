@@ -1,10 +1,11 @@
 """Delimited text (CSV, PSV, TSV) read as a stream, header-driven, strict about row shape.
 
 Vendors quote fields holding the delimiter, a quote or a line break, and double embedded quotes;
-`csv.reader` handles all of it in C, one row at a time. It is fed one physical line at a time,
-read as bytes with a length cap (`max_line_bytes`, so an endless line is refused before it is
-held whole) and decoded on its own, so a byte that is not valid text is reported at its true
-line, and the row holding it (however many lines its quoted fields span) is the only row lost.
+`csv.reader` handles all of it in C, one row at a time. It is fed one physical line at a time
+(split at LF, CR or CRLF), read as bytes in blocks with a length cap (`max_line_bytes`, so an
+endless line is refused before it is held whole) and decoded line by line, so a byte that is not
+valid text is reported at its true line, and the row holding it (however many lines its quoted
+fields span) is the only row lost.
 
 A bad row (wrong field count, undecodable byte, unreadable quoting) is `MalformedRowError` naming
 the file and the line where the row starts; only a caller that opted in (`on_bad_row="skip"`)
@@ -13,14 +14,16 @@ never skipped: without it no row can be read. Crossing a limit (line length, fie
 skipped: the file is damaged.
 
 NUL characters are removed from every line before parsing and counted ("NUL characters removed"):
-they carry no meaning in an export, and PostgreSQL text columns reject them. Lines end in LF or
-CRLF (a line break inside a quoted field may be anything); the encoding must be ASCII-compatible.
+they carry no meaning in an export, and PostgreSQL text columns reject them. The encoding must be
+ASCII-compatible (UTF-8, latin-1, cp1252).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import logging
+import operator
 from collections.abc import Iterator
 from typing import IO, Literal
 
@@ -33,6 +36,7 @@ LOGGER = logging.getLogger("tap_emailtracking.formats")
 DELIMITERS = {"CSV": ",", "PSV": "|", "TSV": "\t"}
 BadRowPolicy = Literal["fail", "skip"]
 _FIELD_TOO_LARGE = "field larger than field limit"
+_BLOCK = 1 << 16
 
 
 class MalformedRowError(CorruptFileError):
@@ -64,7 +68,6 @@ class DelimitedReader:
         self._next_run = next_run
         self._encoding = "utf-8" if encoding.lower() == "utf-8-sig" else encoding
         self._first_encoding = encoding
-        self.line = 0  # physical lines read so far
         self._bad_byte: tuple[int, int, int] | None = None  # first undecodable (line, column, byte)
         self.skipped_rows = 0
         self.nul_removed = 0
@@ -119,30 +122,62 @@ class DelimitedReader:
     # -- reading ------------------------------------------------------------------------------
 
     def _lines(self) -> Iterator[str]:
-        """Decoded physical lines, NULs removed, each at most `max_line_bytes` long."""
-        readline = self._stream.readline
+        """Decoded physical lines, NULs removed, each at most `max_line_bytes` long.
+
+        Bytes are read in blocks and split at CR, LF or CRLF (as a text file read with
+        `newline=""` would be, and never inside a multi-byte character); a block that decodes
+        whole has its lines decoded in C, and only a block holding a bad byte is decoded line
+        by line, to find the line and keep the others.
+        """
+        read = self._stream.read
         cap = self._limits.max_line_bytes
-        encoding = self._first_encoding
+        bom = codecs.BOM_UTF8 if self._first_encoding.lower() == "utf-8-sig" else b""
+        decode = operator.methodcaller("decode", self._encoding)
+        carry = b""
         while True:
-            raw = readline(cap + 1)
-            if not raw:
-                return
-            self.line += 1
-            if len(raw) > cap and raw[-1] != 0x0A:
-                raise self._exceeded(
-                    "max_line_bytes", f"line {self.line} is longer than {cap:,} bytes"
-                )
-            if b"\x00" in raw:
-                self.nul_removed += raw.count(b"\x00")
-                raw = raw.replace(b"\x00", b"")
+            block = read(_BLOCK)
+            data = carry + block
+            if bom:
+                data, bom = data.removeprefix(bom), b""
+            lines = data.splitlines(keepends=True)
+            carry = lines.pop() if block and lines and not lines[-1].endswith(b"\n") else b""
+            if len(carry) > cap or (lines and max(map(len, lines)) > cap):
+                self._too_long(lines, carry, cap)
+            if b"\x00" in data:
+                self.nul_removed += data.count(b"\x00")
+                lines = [line.replace(b"\x00", b"") for line in lines]
             try:
-                text = raw.decode(encoding)
+                b"".join(lines).decode(self._encoding)
+            except UnicodeDecodeError:
+                yield from self._decode_each(lines)
+            else:
+                yield from map(decode, lines)
+            if not block:
+                return
+
+    def _too_long(self, lines: list[bytes], carry: bytes, cap: int) -> None:
+        """Raise for the first line of this block longer than `cap` bytes before its line end."""
+        for index, line in enumerate([*lines, carry]):
+            if len(line.rstrip(b"\r\n")) > cap:
+                raise self._exceeded(
+                    "max_line_bytes",
+                    f"line {self.line + index + 1} is longer than {cap:,} bytes",
+                )
+
+    def _decode_each(self, lines: list[bytes]) -> Iterator[str]:
+        """Lines one by one; the first undecodable byte of a row is noted for `rows` to report."""
+        for line in lines:
+            try:
+                yield line.decode(self._encoding)
             except UnicodeDecodeError as exc:
                 if self._bad_byte is None:
-                    self._bad_byte = (self.line, exc.start + 1, raw[exc.start])
-                text = raw.decode(encoding, "replace")
-            encoding = self._encoding
-            yield text
+                    self._bad_byte = (self.line + 1, exc.start + 1, line[exc.start])
+                yield line.decode(self._encoding, "replace")
+
+    @property
+    def line(self) -> int:
+        """Physical lines handed to the csv parser so far (the line the last row ended on)."""
+        return self._reader.line_num
 
     def _header(self) -> list[str] | None:
         try:
