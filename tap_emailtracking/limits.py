@@ -56,15 +56,20 @@ class Limits:
         vendor: str,
         stream: str | None,
         subject: str,
+        next_run: str | None = None,
     ) -> CorruptFileError:
-        """The error for a result that crossed a limit: damaged, so its job is forgotten."""
+        """The error for a result that crossed a limit: damaged, so its job is forgotten.
+
+        `next_run` says what the next run does with this result when it is not a job that is
+        requested again (a standing export's file is read again).
+        """
         return CorruptFileError(
             f"{what}, over the limit {setting}={getattr(self, setting)!r}",
             vendor=vendor,
             stream=stream,
             subject=subject,
-            action=f"the export is requested again on the next run; if the file is genuine, "
-            f"raise {setting} in the config",
+            action=f"{next_run or 'the export is requested again on the next run'}; if the file "
+            f"is genuine, raise {setting} in the config",
         )
 
 
@@ -81,18 +86,21 @@ LIMIT_PROPERTIES = [
         th.NumberType,
         default=Limits.max_expansion_ratio,
         description="Largest ratio of expanded to compressed size of a ZIP member or gzip file "
-        "(default 500; real exports compress 5-50x). A higher one is treated as a damaged export.",
+        "(default 500; real exports compress 5-50x; members that expand to under 1 MiB are "
+        "exempt). A higher one is treated as a damaged export.",
     ),
     th.Property(
         "max_field_bytes",
         th.IntegerType,
         default=Limits.max_field_bytes,
-        description="Largest single field, XML text node or tag, in bytes (default 1 MiB).",
+        description="Largest single XML text node or tag, in bytes, or field of a delimited "
+        "file, in characters (default 1 MiB).",
     ),
     th.Property(
         "max_line_bytes",
         th.IntegerType,
         default=Limits.max_line_bytes,
-        description="Longest line of a delimited file, in bytes (default 4 MiB).",
+        description="Longest line of a delimited file, in bytes before its line feed "
+        "(default 4 MiB).",
     ),
 ]

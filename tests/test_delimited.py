@@ -8,7 +8,8 @@ import io
 import pytest
 
 from tap_emailtracking.errors import CorruptFileError
-from tap_emailtracking.formats.delimited import DELIMITERS, DelimitedReader, sniff_container
+from tap_emailtracking.formats.containers import sniff_container
+from tap_emailtracking.formats.delimited import DELIMITERS, DelimitedReader
 
 ROWS = [
     ["id", "name", "note"],

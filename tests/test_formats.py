@@ -1,4 +1,4 @@
-"""Shared file formats: verified ZIPs and safe streaming XML."""
+"""Shared file formats: containers (verified ZIPs, gzip, plain) and safe streaming XML."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from tap_emailtracking.errors import CorruptFileError
+from tap_emailtracking.formats.containers import open_container
 from tap_emailtracking.formats.xml import iter_xml_items
-from tap_emailtracking.formats.zip import open_verified_zip
+from tap_emailtracking.limits import Limits
 
 
 def make_zip(path: Path, members: dict[str, bytes]) -> Path:
@@ -22,8 +23,13 @@ def make_zip(path: Path, members: dict[str, bytes]) -> Path:
 
 def test_a_whole_zip_lists_its_members_in_name_order(tmp_path: Path) -> None:
     path = make_zip(tmp_path / "a.zip", {"b.xml": b"<b/>", "a.xml": b"<a/>", "notes.txt": b"x"})
-    with open_verified_zip(path, vendor="V", stream="s", subject="batch 1", suffix=".xml") as m:
-        assert [name for name, _ in m] == ["a.xml", "b.xml"]
+    with open_container(
+        path, limits=Limits(), vendor="V", stream="s", subject="batch 1", suffix=".xml"
+    ) as container:
+        assert container.kind == "zip"
+        assert container.members == ["a.xml", "b.xml"]
+        with container.open("b.xml") as member:
+            assert member.read() == b"<b/>"
 
 
 @pytest.mark.parametrize("keep", [0.3, 0.6, 0.95])
@@ -33,7 +39,7 @@ def test_a_truncated_zip_is_an_error_naming_the_file(tmp_path: Path, keep: float
     path.write_bytes(data[: int(len(data) * keep)])
     with (
         pytest.raises(CorruptFileError, match=r"bulk_1\.zip is damaged") as caught,
-        open_verified_zip(path, vendor="V", stream="s", subject="batch 7"),
+        open_container(path, limits=Limits(), vendor="V", stream="s", subject="batch 7"),
     ):
         pass
     assert "V / s (batch 7)" in str(caught.value)
@@ -47,7 +53,7 @@ def test_a_member_with_a_bad_checksum_is_an_error(tmp_path: Path) -> None:
     path.write_bytes(bytes(data))
     with (
         pytest.raises(CorruptFileError, match="damaged"),
-        open_verified_zip(path, vendor="V", stream=None, subject="x"),
+        open_container(path, limits=Limits(), vendor="V", stream=None, subject="x"),
     ):
         pass
 

@@ -7,7 +7,15 @@ parse is about twice as fast as `ElementTree.iterparse` (which builds every elem
 
 Safety: a document with a DTD is refused outright, so no entity can be declared and none can be
 expanded (billion laughs, external entities); an undefined entity is a parse error. Any parse error
-becomes `CorruptFileError` with the line and column.
+becomes `CorruptFileError` with the line and column. XML cannot hold NUL (expat refuses the byte
+and `&#0;`), so a NUL makes the file malformed.
+
+Size: one text node, tag or comment, and one captured subtree (a subscriber with its events),
+may not exceed `Limits.max_field_bytes`. Character data reaches C code only (a list's `append`,
+the C `TreeBuilder`), so rather than a Python call per piece of text or per element, three sizes
+are checked after each chunk fed to expat: the bytes since the captured subtree began (noted once
+per subtree), the text gathered outside subtrees, and the bytes since expat's last event (a token
+it is still reading). Whatever is too big is caught within one chunk of the limit.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from xml.etree.ElementTree import Element, TreeBuilder
 from xml.parsers import expat
 
 from tap_emailtracking.errors import CorruptFileError
+from tap_emailtracking.limits import Limits
 
 _CHUNK = 1 << 18
 
@@ -39,8 +48,12 @@ def iter_xml_items(
     vendor: str,
     stream_name: str | None,
     subject: str,
+    limits: Limits | None = None,
+    next_run: str | None = None,
 ) -> Iterator[list[XmlItem]]:
     """Yield the items of a byte stream, a list per chunk read (cheaper than one per item)."""
+    bounds = limits or Limits()
+    cap = bounds.max_field_bytes
     parser = expat.ParserCreate()
     parser.buffer_text = True
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
@@ -50,10 +63,12 @@ def iter_xml_items(
     # frame per element); only `end_inside` runs Python, to notice when the subtree closes.
     builder = TreeBuilder()
     root: Element | None = None
+    capture_start = -1  # byte index where the captured subtree being built began
 
     def start_outside(tag: str, attrs: dict[str, str]) -> None:
-        nonlocal builder, root
+        nonlocal builder, root, capture_start
         if tag in capture:
+            capture_start = parser.CurrentByteIndex
             builder = TreeBuilder()
             root = builder.start(tag, attrs)
             parser.StartElementHandler = builder.start
@@ -63,7 +78,9 @@ def iter_xml_items(
             text.clear()
 
     def end_inside(tag: str) -> None:
+        nonlocal capture_start
         if builder.end(tag) is root:
+            capture_start = -1
             out.append(("tree", tag, root))
             parser.StartElementHandler = start_outside
             parser.EndElementHandler = end_outside
@@ -85,10 +102,26 @@ def iter_xml_items(
     parser.CharacterDataHandler = text.append
     parser.StartDoctypeDeclHandler = refuse
     parser.EntityDeclHandler = refuse
+    fed = 0
     try:
         while True:
             chunk = stream.read(_CHUNK)
             parser.Parse(chunk, not chunk)
+            fed += len(chunk)
+            if (
+                fed - max(parser.CurrentByteIndex, 0) > cap
+                or (capture_start >= 0 and fed - capture_start > cap)
+                or (text and sum(map(len, text)) > cap)
+            ):
+                raise bounds.exceeded(
+                    "max_field_bytes",
+                    f"a text node, tag or record element near line {parser.CurrentLineNumber} "
+                    f"is longer than {cap:,} bytes",
+                    vendor=vendor,
+                    stream=stream_name,
+                    subject=subject,
+                    next_run=next_run,
+                )
             if out:
                 yield out
                 out = []

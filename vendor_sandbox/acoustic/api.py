@@ -34,6 +34,7 @@ email + ``ftp_password``; :meth:`sftp_access` is the SFTP server's access hook t
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -42,6 +43,7 @@ import shutil
 import threading
 import time
 import xml.etree.ElementTree as ET
+import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -73,6 +75,7 @@ __all__ = [
     "AcousticApi",
     "AcousticFaults",
     "BexChannel",
+    "BexDamage",
     "BexFile",
 ]
 
@@ -100,6 +103,47 @@ _XML_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})(?:\s+(\d{1,2}):(\d{2}):(\d
 _JOB_DESCRIPTION = "Export raw recipient data."
 
 
+@dataclass(frozen=True)
+class BexDamage:
+    """How ``AcousticFaults.damaged_files`` damages a BEX file (lines are 1-based, physical).
+
+    * ``gzip_bomb``: the file becomes gzip (its name unchanged: the tap trusts magic bytes, not
+      names) holding its rows, then ``size`` bytes of blank lines: ~1000:1.
+    * ``long_line``: a line of ``size`` bytes (``x``, one unquoted field) goes before ``line``.
+    * ``latin1``: byte 0xE9 (``é`` in latin-1, never valid alone in UTF-8) goes after the first
+      byte of ``line``.
+    * ``nul``: a NUL byte goes after the first byte of each of ``count`` lines from ``line``.
+    """
+
+    kind: str
+    line: int = 2
+    size: int = 0
+    count: int = 1
+
+    def apply(self, path: Path) -> None:
+        """Damage the file at ``path`` in place."""
+        data = path.read_bytes()
+        if self.kind == "gzip_bomb":
+            with gzip.GzipFile(path, "wb", compresslevel=6, mtime=0) as out:
+                out.write(data)
+                blank = b"\r\n" * (1 << 19)
+                for _ in range(0, self.size, len(blank)):
+                    out.write(blank)
+            return
+        lines = data.splitlines(keepends=True)
+        at = self.line - 1
+        if self.kind == "long_line":
+            lines.insert(at, b"x" * self.size + b"\r\n")
+        elif self.kind == "latin1":
+            lines[at] = lines[at][:1] + b"\xe9" + lines[at][1:]
+        elif self.kind == "nul":
+            for i in range(at, at + self.count):
+                lines[i] = lines[i][:1] + b"\x00" + lines[i][1:]
+        else:
+            raise ValueError(f"unknown damage {self.kind!r}")
+        path.write_bytes(b"".join(lines))
+
+
 @dataclass
 class AcousticFaults:
     """Misbehaviour on request; flip fields on ``api.faults`` at any time.
@@ -118,6 +162,10 @@ class AcousticFaults:
     * ``empty_file``: that BEX file is on the site with 0 bytes (created, not yet written) from
       the next SFTP access; clearing the fault writes its rows (mtime: now).  Left out of
       :meth:`AcousticApi.bex_truth` while empty.
+    * ``damaged_files``: BEX file name -> :class:`BexDamage`: that file's clean bytes are damaged
+      so (and written clean again once the entry is removed).
+    * ``rrde_zip_bomb_bytes``: each RRDE ZIP written gets this many bytes of blank lines (CRLF)
+      after its rows: a ZIP bomb (~1000:1) whose rows are still the truth.
     * ``rrde_error``: GetJobStatus of an unfinished job answers ERROR with a description.
     * ``rrde_announce_path``: RawRecipientDataExport answers this FILE_PATH (the ZIP is still
       written under the job's own name).
@@ -140,6 +188,8 @@ class AcousticFaults:
     growing_file: str | None = None
     malformed_row_in: str | None = None
     empty_file: str | None = None
+    damaged_files: dict[str, BexDamage] = field(default_factory=dict)
+    rrde_zip_bomb_bytes: int | None = None
     rrde_error: bool = False
     rrde_announce_path: str | None = None
     rrde_delete_result: bool = False
@@ -200,6 +250,7 @@ class BexFile:
     malformed_line: int | None = None
     growth: _Growth | None = None
     empty: bool = False  # the empty-file fault: 0 bytes on the site
+    damage: BexDamage | None = None
 
     @property
     def stamp(self) -> str:
@@ -543,7 +594,9 @@ class AcousticApi:
                     self._finish_growth(file)
                 if want_growing and file.growth is None:
                     self._start_growth(file, malformed=want_bad)
-                elif not want_growing and want_bad != is_bad:
+                elif not want_growing and (
+                    want_bad != is_bad or faults.damaged_files.get(file.name) != file.damage
+                ):
                     self._rewrite(file, malformed=want_bad)
 
     # ------------------------------------------------------------------------------ BEX internals
@@ -591,6 +644,9 @@ class AcousticApi:
         path = self.download_dir / file.name
         partial = self.download_dir / f".{file.name}.part"
         result = self._write(file, partial, malformed=malformed, track=False)
+        file.damage = self.faults.damaged_files.get(file.name)
+        if file.damage is not None:
+            file.damage.apply(partial)
         stamp = (mtime or file.end).timestamp()
         os.utime(partial, (stamp, stamp))
         partial.replace(path)
@@ -952,7 +1008,9 @@ class AcousticApi:
         final = self.download_dir / job.file_path
         partial = self.download_dir / f".{job.file_path}.part"
         request = (job.start, job.end, job.words, job.columns, job.delimiter)
-        built = self._rrde_built.get(request) if self.reuse_rrde_exports else None
+        bomb = self.faults.rrde_zip_bomb_bytes
+        reuse = self.reuse_rrde_exports and not bomb
+        built = self._rrde_built.get(request) if reuse else None
         if built is not None:
             os.link(built, partial)
             partial.replace(final)
@@ -968,7 +1026,9 @@ class AcousticApi:
             member_name=job.file_path[: -len(".zip")] + ".csv",
             delimiter=job.delimiter,
         )
-        if self.reuse_rrde_exports:
+        if bomb:
+            _append_blank_lines(partial, bomb)
+        if reuse:
             self.staging_dir.mkdir(parents=True, exist_ok=True)
             built = self.staging_dir / f"rrde-built-{len(self._rrde_built)}.zip"
             os.link(partial, built)
@@ -995,6 +1055,21 @@ class AcousticApi:
 
 
 # ---------------------------------------------------------------------------------- helpers
+def _append_blank_lines(path: Path, size: int) -> None:
+    """Rewrite a one-member ZIP with ``size`` bytes of blank lines after its content."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.infolist()[0]
+        data = archive.read(info)
+    blank = b"\r\n" * (1 << 19)
+    with (
+        zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+        archive.open(info.filename, "w", force_zip64=True) as out,
+    ):
+        out.write(data)
+        for _ in range(0, size, len(blank)):
+            out.write(blank)
+
+
 def _validate_channel(channel: Any, missing: list[str], invalid: list[str]) -> dict[str, Any]:
     if not isinstance(channel, dict):
         invalid.append("Each channel must be a JSON object")

@@ -25,7 +25,8 @@ import os
 import re
 import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+import zipfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -59,6 +60,11 @@ class ExactTargetFaults:
     unknown_status: bool = False  # inquire answers "Pending Review"
     truncate_zip: bool = False  # the ZIP written to the file site is cut in half
     malformed_xml: bool = False  # the XML member is malformed (valid ZIP)
+    # A ZIP bomb: this many bytes of empty <pad/> elements (valid XML, ~1000:1 deflated) go into
+    # the XML member before </accounts>.
+    zip_bomb_bytes: int | None = None
+    # The first <subscriber> gets a <Huge> attribute whose text is this many bytes long.
+    huge_text_bytes: int | None = None
     echo_password_error: bool = False  # every call: in-band error quoting the password
     announce_name: str | None = None  # a complete batch announces this file name instead
     delete_result: bool = False  # a complete batch's file is gone from the file site (expired)
@@ -282,7 +288,14 @@ class ExactTargetApi:
         final = folder / name
         partial = folder / f".{name}.part"
         prebuilt = self._prebuilt.get((batch.activity, batch.sends))
-        if prebuilt is not None and not (self.faults.malformed_xml or self.faults.truncate_zip):
+        faults = self.faults
+        shaped = (
+            faults.malformed_xml
+            or faults.truncate_zip
+            or faults.zip_bomb_bytes
+            or faults.huge_text_bytes
+        )
+        if prebuilt is not None and not shaped:
             os.link(prebuilt, final)
             self.files.append(final)
             return name
@@ -293,11 +306,39 @@ class ExactTargetApi:
             member_name=name[: -len(".zip")] + ".xml",
             corrupt_xml=self.faults.malformed_xml,
         )
-        if self.faults.truncate_zip:
+        if faults.zip_bomb_bytes:
+            _insert_into_member(partial, b"</accounts>", _padding(faults.zip_bomb_bytes), 0)
+        if faults.huge_text_bytes:
+            huge = [b"<Huge>", b"x" * faults.huge_text_bytes, b"</Huge>"]
+            _insert_into_member(partial, b"<subscriber>", huge, len(b"<subscriber>"))
+        if faults.truncate_zip:
             os.truncate(partial, partial.stat().st_size // 2)
         partial.replace(final)
         self.files.append(final)
         return name
+
+
+def _padding(size: int) -> Iterator[bytes]:
+    """`size` bytes (rounded up to whole elements) of `<pad/>`, in 1 MB pieces."""
+    piece = b"<pad/>" * ((1 << 20) // 6)
+    for _ in range(0, size, len(piece)):
+        yield piece
+
+
+def _insert_into_member(path: Path, marker: bytes, pieces: Iterable[bytes], after: int) -> None:
+    """Rewrite the ZIP's one member with `pieces` inserted at the first `marker` (+ `after`)."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.infolist()[0]
+        data = archive.read(info)
+    at = data.index(marker) + after
+    with (
+        zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+        archive.open(info.filename, "w", force_zip64=True) as out,
+    ):
+        out.write(data[:at])
+        for piece in pieces:
+            out.write(piece)
+        out.write(data[at:])
 
 
 def _parse(request: Request) -> ET.Element:

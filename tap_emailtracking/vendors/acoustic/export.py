@@ -12,20 +12,17 @@ folder.
 
 from __future__ import annotations
 
-import gzip
 import logging
 import re
 import time
-import zipfile
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import IO, Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from tap_emailtracking.errors import AuthenticationError, CorruptFileError, UnusableResultError
-from tap_emailtracking.formats.delimited import DELIMITERS, DelimitedReader, sniff_container
-from tap_emailtracking.formats.zip import open_verified_zip
+from tap_emailtracking.formats.containers import open_container, unexpected_errors
+from tap_emailtracking.formats.delimited import DELIMITERS, DelimitedReader
 from tap_emailtracking.jobs import (
     JobLedger,
     JobRunner,
@@ -59,6 +56,11 @@ from tap_emailtracking.workdirs import make_workdir
 
 LOGGER = logging.getLogger("tap_emailtracking.acoustic")
 LEDGER_NAME = "_acoustic_jobs"
+PROGRESS_EVERY = 250_000
+BEX_NEXT_RUN = (
+    "the next run reads this file again (a standing export is not requested anew): ask Acoustic "
+    "to replace it"
+)
 _T = TypeVar("_T")
 RRDE_EVENT_ELEMENTS: dict[str, tuple[str, ...]] = {
     "emailSend": ("SENT",),
@@ -192,22 +194,24 @@ class AcousticExports:
         custom_columns: tuple[str, ...],
         name: str,
         stream: str,
+        next_run: str | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Records of a downloaded file, whatever its container (ZIP, gzip or plain)."""
-        with ExitStack() as stack:
-            with path.open("rb") as probe:
-                container = sniff_container(probe.read(4))
-            handle: IO[bytes]
-            if container == "zip":
-                members = stack.enter_context(
-                    open_verified_zip(path, vendor=VENDOR, stream=stream, subject=name)
-                )
-                member_name, archive = members[0]
-                handle = stack.enter_context(archive.open(member_name))
-            elif container == "gzip":
-                handle = cast(IO[bytes], stack.enter_context(gzip.GzipFile(path, "rb")))
-            else:
-                handle = stack.enter_context(path.open("rb"))
+        """Records of a downloaded file, whatever its container (ZIP, gzip or plain).
+
+        `next_run` says what the next run does with a damaged file (default: asks for it anew).
+        """
+        with (
+            unexpected_errors(vendor=VENDOR, stream=stream, subject=name),
+            open_container(
+                path,
+                limits=self.limits,
+                vendor=VENDOR,
+                stream=stream,
+                subject=name,
+                next_run=next_run,
+            ) as container,
+            container.open(container.members[0]) as handle,
+        ):
             reader = DelimitedReader(
                 handle,
                 delimiter=delimiter,
@@ -215,6 +219,8 @@ class AcousticExports:
                 stream_name=stream,
                 subject=name,
                 on_bad_row=self.settings.on_bad_row,
+                limits=self.limits,
+                next_run=next_run,
             )
             if not reader.header:
                 return
@@ -227,16 +233,19 @@ class AcousticExports:
                 stream=stream,
             )
             wanted = set(self.settings.event_types)
-            try:
-                yield from map_rows(reader.rows(), mapper, wanted=lambda t: t in wanted)
-            except (OSError, EOFError, zipfile.BadZipFile) as exc:
-                raise CorruptFileError(
-                    f"the file could not be read to its end ({exc})",
-                    vendor=VENDOR,
-                    stream=stream,
-                    subject=name,
-                    action="re-run the sync: the file is downloaded again",
-                ) from None
+            rows = map_rows(reader.rows(), mapper, wanted=lambda t: t in wanted)
+            for count, record in enumerate(rows, 1):
+                yield record
+                if count % PROGRESS_EVERY == 0:
+                    LOGGER.info(
+                        "Acoustic: %s: %d records so far (line %d), %.0f of %.0f MB of the "
+                        "file read",
+                        name,
+                        count,
+                        reader.line,
+                        container.position() / 1e6,
+                        container.size / 1e6,
+                    )
             if reader.skipped_rows:
                 self.skipped_rows += reader.skipped_rows
                 LOGGER.warning(
@@ -305,6 +314,7 @@ class AcousticExports:
                 custom_columns=definition.custom_columns,
                 name=file.name,
                 stream=stream,
+                next_run=BEX_NEXT_RUN,
             ):
                 count += 1
                 yield record

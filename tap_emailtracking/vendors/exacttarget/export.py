@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tap_emailtracking.errors import UnusableResultError
-from tap_emailtracking.formats.zip import open_verified_zip
+from tap_emailtracking.formats.containers import open_container, unexpected_errors
 from tap_emailtracking.jobs import JobLedger, JobRunner, PollPolicy
 from tap_emailtracking.limits import Limits
 from tap_emailtracking.spools import SpoolWriter, read_spool
@@ -178,17 +178,29 @@ class ExactTargetExports:
         }
         spool = SpoolWriter(self.workdir, safe, others)
         wanted = others | {kind}
-        emitted = 0
+        emitted = parsed = 0
         next_report = PROGRESS_EVERY
         started = time.monotonic()
         try:
-            with open_verified_zip(
-                archive_path, vendor=VENDOR, stream=stream, subject=subject, suffix=".xml"
-            ) as members:
-                for name, archive in members:
-                    parser = ExportParser(self.formatter, stream=stream, subject=subject)
-                    with archive.open(name) as member:
+            with (
+                unexpected_errors(vendor=VENDOR, stream=stream, subject=subject),
+                open_container(
+                    archive_path,
+                    limits=self.limits,
+                    vendor=VENDOR,
+                    stream=stream,
+                    subject=subject,
+                    suffix=".xml",
+                    kinds=("zip",),
+                ) as container,
+            ):
+                for name in container.members:
+                    parser = ExportParser(
+                        self.formatter, stream=stream, subject=subject, limits=self.limits
+                    )
+                    with container.open(name) as member:
                         for batch in parser.parse(member, wanted):
+                            parsed += len(batch)
                             spooled: dict[str, list[dict[str, Any]]] = {}
                             for record_kind, record in batch:
                                 if record_kind == kind:
@@ -198,13 +210,17 @@ class ExactTargetExports:
                                     spooled.setdefault(record_kind, []).append(record)
                             for spool_kind, records in spooled.items():
                                 spool.write(spool_kind, records)
-                            if emitted >= next_report:
+                            if parsed >= next_report:
                                 next_report += PROGRESS_EVERY
                                 LOGGER.info(
-                                    "ExactTarget: %s: %d records of %s so far (%.0f s)",
-                                    stream,
-                                    emitted,
+                                    "ExactTarget: %s: %d records parsed so far (%d %s), %.0f of "
+                                    "%.0f MB of the ZIP read (%.0f s)",
                                     label,
+                                    parsed,
+                                    emitted,
+                                    stream,
+                                    container.position() / 1e6,
+                                    container.size / 1e6,
                                     time.monotonic() - started,
                                 )
         except UnusableResultError:

@@ -22,6 +22,7 @@ from xml.etree.ElementTree import Element
 
 from tap_emailtracking.errors import CorruptFileError
 from tap_emailtracking.formats.xml import iter_xml_items
+from tap_emailtracking.limits import Limits
 from tap_emailtracking.timestamps import LocalTimeFormatter
 
 VENDOR = "ExactTarget"
@@ -138,10 +139,18 @@ def _leaves(element: Element) -> dict[str, Any]:
 class ExportParser:
     """Parse one tracking XML document into `(kind, record)` pairs for the wanted kinds."""
 
-    def __init__(self, formatter: LocalTimeFormatter, *, stream: str | None, subject: str) -> None:
+    def __init__(
+        self,
+        formatter: LocalTimeFormatter,
+        *,
+        stream: str | None,
+        subject: str,
+        limits: Limits | None = None,
+    ) -> None:
         self._formatter = formatter
         self._stream = stream
         self._subject = subject
+        self._limits = limits or Limits()
         self._days: dict[str, tuple[int, int, int]] = {}
         self._hours: dict[tuple[tuple[int, int, int], int], tuple[str, str]] = {}
         self._event_tags: dict[str, tuple[str, str]] = {}
@@ -255,6 +264,7 @@ class ExportParser:
             vendor=VENDOR,
             stream_name=self._stream,
             subject=self._subject,
+            limits=self._limits,
         ):
             out: list[Record] = []
             for what, tag, value in items:

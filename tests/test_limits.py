@@ -1,0 +1,248 @@
+"""Expansion limits in the shared homes: containers, XML and delimited text stay bounded.
+
+Also: undecodable bytes are reported at their true line and skip mode drops exactly that row,
+NUL characters are removed and counted, and unexpected exceptions name the file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import struct
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tap_emailtracking import summary
+from tap_emailtracking.errors import CorruptFileError, UnexpectedError
+from tap_emailtracking.formats.containers import open_container, unexpected_errors
+from tap_emailtracking.formats.delimited import DelimitedReader
+from tap_emailtracking.formats.xml import iter_xml_items
+from tap_emailtracking.limits import MIB, Limits
+
+WHERE = {"vendor": "V", "stream": "s", "subject": "f.gz"}
+
+
+@pytest.fixture(autouse=True)
+def clean_summary() -> Iterator[None]:
+    summary.reset()
+    yield
+    summary.reset()
+
+
+def read_all(path: Path, limits: Limits, **kwargs: str) -> list[bytes]:
+    with open_container(path, limits=limits, **WHERE, **kwargs) as container:  # type: ignore[arg-type]
+        out = []
+        for name in container.members:
+            with container.open(name) as member:
+                out.append(member.read())
+        return out
+
+
+# -- containers ---------------------------------------------------------------------------------
+
+
+def test_a_gzip_over_the_member_size_is_refused_while_streaming(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.csv"  # the name lies: the magic bytes say gzip
+    path.write_bytes(gzip.compress(b"a,b\r\n" * 400_000))  # 2 MB expanded
+    with pytest.raises(CorruptFileError) as caught:
+        read_all(path, Limits(max_member_bytes=MIB))
+    message = str(caught.value)
+    assert message.startswith("V / s (f.gz): bomb.csv expands to more than 1,048,576 bytes")
+    assert "over the limit max_member_bytes=1048576" in message
+    assert "raise max_member_bytes in the config" in message
+
+
+def test_a_gzip_over_the_ratio_is_refused_and_small_files_are_spared(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.gz"
+    bomb.write_bytes(gzip.compress(bytes(40 * MIB)))  # ~1000:1
+    with pytest.raises(CorruptFileError, match=r"over the limit max_expansion_ratio=500\.0"):
+        read_all(bomb, Limits())
+    small = tmp_path / "small.gz"
+    small.write_bytes(gzip.compress(bytes(MIB // 2)))  # the same ratio, but under the floor
+    assert read_all(small, Limits()) == [bytes(MIB // 2)]
+
+
+def test_a_zip_member_whose_stated_size_is_over_a_limit_is_refused_before_reading(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "big.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("t.xml", b"<x/>" * MIB)
+    with pytest.raises(CorruptFileError, match=r"t\.xml expands to more than 1,000,000 bytes"):
+        open_container(path, limits=Limits(max_member_bytes=1_000_000), **WHERE).__enter__()  # type: ignore[arg-type]
+
+
+def test_a_zip_that_understates_a_member_size_is_damaged_not_read_past_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "liar.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("t.xml", b"<x/>" * 100_000)
+    data = bytearray(path.read_bytes())
+    directory = data.index(b"PK\x01\x02")
+    struct.pack_into("<I", data, directory + 24, 1000)  # the uncompressed size it states
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptFileError, match=r"liar\.zip is damaged"):
+        read_all(path, Limits())
+
+
+def test_a_truncated_gzip_is_damaged_before_any_byte_is_parsed(tmp_path: Path) -> None:
+    path = tmp_path / "cut.csv.gz"
+    whole = gzip.compress(b"id,name\r\n" + b"1,x\r\n" * 50_000)
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(CorruptFileError, match=r"cut\.csv\.gz is damaged") as caught:
+        open_container(path, limits=Limits(), **WHERE).__enter__()  # type: ignore[arg-type]
+    assert "re-run the sync" in str(caught.value)
+
+
+def test_plain_files_and_the_containers_a_vendor_accepts(tmp_path: Path) -> None:
+    path = tmp_path / "plain.csv"
+    path.write_bytes(b"id\r\n1\r\n")
+    with open_container(path, limits=Limits(), **WHERE) as container:  # type: ignore[arg-type]
+        assert (container.kind, container.members) == ("plain", ["plain.csv"])
+        with container.open("plain.csv") as member:
+            assert member.read() == b"id\r\n1\r\n"
+        assert container.position() == container.size
+    with pytest.raises(CorruptFileError, match=r"is damaged \(not a ZIP file\)"):
+        read_all(path, Limits(), kinds=("zip",))  # type: ignore[arg-type]
+
+
+def test_unexpected_exceptions_name_the_file_and_keep_their_cause() -> None:
+    original = MemoryError()
+    with pytest.raises(UnexpectedError) as caught, unexpected_errors(**WHERE):
+        raise original
+    assert str(caught.value).startswith("V / s (f.gz): unexpected MemoryError while reading")
+    assert caught.value.__cause__ is original
+    with pytest.raises(CorruptFileError), unexpected_errors(**WHERE):
+        raise CorruptFileError("x", vendor="V", action="y")  # the tap's own errors pass through
+
+
+# -- XML ----------------------------------------------------------------------------------------
+
+
+def xml_items(document: bytes, limits: Limits) -> list[tuple[str, str, object]]:
+    out: list[tuple[str, str, object]] = []
+    for chunk in iter_xml_items(
+        io.BytesIO(document),
+        capture=frozenset({"item"}),
+        leaves=frozenset({"id"}),
+        ends=frozenset(),
+        vendor="V",
+        stream_name="s",
+        subject="f.xml",
+        limits=limits,
+    ):
+        out.extend(chunk)
+    return out
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda text: b"<r><id>" + text + b"</id></r>",  # a tracked leaf
+        lambda text: b"<r><item><x>" + text + b"</x></item></r>",  # inside a captured subtree
+        lambda text: b"<r><other>" + text + b"</other></r>",  # an element nobody wants
+        lambda text: b"<r><!--" + text + b"--></r>",  # a comment
+        lambda text: b"<r><x a='" + text + b"'/></r>",  # a tag
+        lambda text: b"<r><item>" + b"<o/>" * (len(text) // 4) + b"</item></r>",  # a subtree
+    ],
+)
+def test_a_text_node_or_tag_over_the_field_limit_is_refused(wrap: object) -> None:
+    limits = Limits(max_field_bytes=300_000)
+    make = wrap  # type: ignore[assignment]
+    assert xml_items(make(b"y" * 200_000), limits) is not None  # type: ignore[operator]
+    with pytest.raises(CorruptFileError) as caught:
+        xml_items(make(b"y" * 3_000_000), limits)  # type: ignore[operator]
+    message = str(caught.value)
+    assert "a text node, tag or record element near line 1 is longer than 300,000 bytes" in message
+    assert "over the limit max_field_bytes=300000" in message
+
+
+@pytest.mark.parametrize("nul", [b"\x00", b"&#0;"])
+def test_xml_with_a_nul_is_malformed(nul: bytes) -> None:
+    with pytest.raises(CorruptFileError, match="malformed XML at line 1"):
+        xml_items(b"<r><id>a" + nul + b"b</id></r>", Limits())
+
+
+# -- delimited text -----------------------------------------------------------------------------
+
+
+def delimited(data: bytes, **kwargs: object) -> DelimitedReader:
+    return DelimitedReader(
+        io.BytesIO(data),
+        delimiter=",",
+        vendor="V",
+        stream_name="s",
+        subject="f.csv",
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def numbered(count: int) -> list[bytes]:
+    return [b"id,name\r\n"] + [f"{n},name {n}\r\n".encode() for n in range(2, count + 2)]
+
+
+def test_a_bad_byte_deep_in_a_file_is_reported_at_its_true_line() -> None:
+    lines = numbered(6000)
+    lines[5000] = b"5001,caf\xe9\r\n"  # physical line 5001
+    with pytest.raises(CorruptFileError) as caught:
+        list(delimited(b"".join(lines)).rows())
+    assert str(caught.value).startswith(
+        "V / s (f.csv): text that is not utf-8 (byte 0xE9 at column 9) at line 5001."
+    )
+
+
+def test_skip_mode_drops_exactly_the_row_with_a_bad_byte_and_counts_it() -> None:
+    lines = numbered(6000)
+    lines[5000] = b"5001,caf\xe9\r\n"
+    lines[1] = b"2,bad \xff\r\n"  # in the first block too
+    reader = delimited(b"".join(lines), on_bad_row="skip")
+    ids = [fields[0] for _, fields in reader.rows()]
+    assert len(ids) == 6000 - 2
+    assert "5001" not in ids
+    assert "2" not in ids
+    assert reader.skipped_rows == 2
+    assert summary.counts() == {("V", "malformed rows skipped"): 2}
+
+
+def test_a_bad_byte_inside_a_quoted_multi_line_field_drops_only_that_row() -> None:
+    data = b'id,note\r\n1,a\r\n2,"line one\r\nline tw\xf6\r\nthree"\r\n3,c\r\n'
+    with pytest.raises(CorruptFileError, match=r"at column 8\) at line 4\."):
+        list(delimited(data).rows())
+    rows = list(delimited(data, on_bad_row="skip").rows())
+    assert rows == [(2, ["1", "a"]), (6, ["3", "c"])]
+
+
+def test_a_bad_byte_in_the_header_fails_even_in_skip_mode() -> None:
+    with pytest.raises(CorruptFileError, match=r"at column 3\) at line 1\."):
+        delimited(b"id\xe9,name\r\n1,x\r\n", on_bad_row="skip")
+
+
+def test_a_line_over_the_limit_is_refused_before_it_is_read_whole() -> None:
+    limits = Limits(max_line_bytes=1000)
+    fits = b"id,name\r\n1," + b"x" * 998 + b"\n"  # 1000 bytes before its LF
+    assert len(list(delimited(fits, limits=limits).rows())) == 1
+    too_long = b"id,name\r\n1," + b"x" * 999 + b"\n2,y\n"
+    for policy in ("fail", "skip"):
+        with pytest.raises(CorruptFileError) as caught:
+            list(delimited(too_long, limits=limits, on_bad_row=policy).rows())
+        assert "line 2 is longer than 1,000 bytes" in str(caught.value)
+        assert "over the limit max_line_bytes=1000" in str(caught.value)
+
+
+def test_a_field_over_the_limit_is_refused_even_in_skip_mode() -> None:
+    limits = Limits(max_field_bytes=500)
+    data = b'id,note\r\n1,"' + b"y\r\n" * 300 + b'"\r\n'  # one quoted field over many lines
+    with pytest.raises(CorruptFileError, match="over the limit max_field_bytes=500") as caught:
+        list(delimited(data, limits=limits, on_bad_row="skip").rows())
+    assert "a field of the row at line 2 holds more than 500 characters" in str(caught.value)
+
+
+def test_nul_characters_are_removed_and_counted() -> None:
+    reader = delimited(b"id,na\x00me\r\n1,a\x00b\x00\r\n2,\x00\r\n")
+    assert reader.header == ["id", "name"]
+    assert list(reader.rows()) == [(2, ["1", "ab"]), (3, ["2", ""])]
+    assert summary.counts() == {("V", "NUL characters removed"): 4}
