@@ -1,12 +1,12 @@
 """HTTP for every vendor: one session, split timeouts, retries that honour Retry-After, no leaks.
 
 Vendors answer slowly (ExactTarget cut requests at ~90 s in peer reports), drop connections and
-rate-limit. TransientError failures (timeouts, resets, 5xx, 429) are retried by the shared policy in
-`retry.py` (full jitter, at least what `Retry-After` asks), and every call first asks the vendor's
-`RateBudget` (`ratelimit.py`), which every answer's rate-limit headers feed, so the tap slows down
-before a vendor has to say 429. Non-transient answers go back to the vendor client, which knows
-how its error bodies look. Nothing here logs a URL query, a header or a body:
-request bodies carry credentials for some vendors (ExactTarget puts the password in the envelope).
+rate-limit. Transient failures (timeouts, resets, 5xx, 429) are retried by the shared policy in
+`retry.py` (full jitter, at least what `Retry-After` asks). Every call first asks the vendor's
+`RateBudget` (`ratelimit.py`), which every answer's rate-limit headers feed, so the tap slows
+down before the vendor has to say 429. Non-transient answers go back to the vendor client, which
+knows how its error bodies look. Nothing here logs a URL query, a header or a body: request
+bodies carry credentials for some vendors (ExactTarget puts the password in the envelope).
 
 Redirects are followed here, not by requests: a 307/308 makes requests re-send the body (and
 with it passwords and refresh tokens) to wherever `Location` points. Only a redirect within the
