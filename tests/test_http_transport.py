@@ -379,3 +379,15 @@ def test_each_vendor_client_gets_its_own_budget_by_default() -> None:
     one, other = VendorHttp(vendor="A"), VendorHttp(vendor="B")
     assert one.budget is not other.budget
     assert one.budget.vendor == "A"
+
+
+def test_a_429_with_only_a_reset_header_waits_for_the_reset(
+    server: Callable[[ScriptedApp], str],
+) -> None:
+    """No Retry-After, no remaining count: the 429 itself says the budget is spent."""
+    app = ScriptedApp((429, {"RateLimit-Reset": "45"}, b""))
+    clock = FakeClock()
+    timed_client(clock).request("GET", server(app), what="call", action="x", endpoint_setting="s")
+    assert len(app.requests) == 2
+    assert clock.time >= EPOCH + 46
+    assert clock.sleeps[0] <= 0.01  # the backoff itself is short; the budget waits the rest

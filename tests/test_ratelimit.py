@@ -172,3 +172,12 @@ def test_callers_in_several_threads_share_one_budget() -> None:
     # Four slots spread to the reset, then the spent budget waits for it (+1 s); the renewed
     # window is unknown, so the sixth call queues right behind the fifth.
     assert sorted(waits) == pytest.approx([10, 20, 30, 40, 41, 41])
+
+
+def test_a_429_with_only_a_reset_spends_the_budget() -> None:
+    clock = FakeClock()
+    rate = budget(clock)
+    rate.observe({"RateLimit-Reset": "20"}, refused=True)
+    assert rate.acquire() == 21
+    rate.observe({"RateLimit-Reset": "20"})  # an ordinary answer with a reset only: no count
+    assert rate.acquire() == 0

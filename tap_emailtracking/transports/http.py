@@ -183,7 +183,7 @@ class VendorHttp:
                 )
             except TRANSIENT_EXCEPTIONS as exc:
                 raise TransientError(type(exc).__name__) from None  # its text may hold the query
-            self.budget.observe(response.headers)
+            self.budget.observe(response.headers, refused=response.status_code == 429)
             if response.status_code not in RETRY_STATUSES:
                 return response
             response.close()

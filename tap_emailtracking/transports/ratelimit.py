@@ -110,15 +110,20 @@ class RateBudget:
         self._last_start: float | None = None
         self._slowing = False
 
-    def observe(self, headers: Mapping[str, str]) -> None:
-        """Take in the rate-limit headers of an answer (answers without them change nothing)."""
+    def observe(self, headers: Mapping[str, str], *, refused: bool = False) -> None:
+        """Take in the rate-limit headers of an answer (answers without them change nothing).
+
+        `refused`: the answer was a 429, so nothing is left whatever a remaining count says.
+        """
         reading = read_rate_headers(headers, now=self._clock())
         if reading.empty:
             return
         with self._lock:
             if reading.limit is not None:
                 self._limit = reading.limit
-            if reading.remaining is not None:
+            if refused:
+                self._remaining = 0
+            elif reading.remaining is not None:
                 self._remaining = reading.remaining
             if reading.reset_at is not None:
                 self._reset_at = reading.reset_at
