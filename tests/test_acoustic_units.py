@@ -13,7 +13,7 @@ import pytest
 from tap_emailtracking.errors import AuthenticationError, CorruptFileError
 from tap_emailtracking.timestamps import LocalTimeFormatter, zone
 from tap_emailtracking.transports.files import RemoteFile
-from tap_emailtracking.transports.http import RetryPolicy, VendorHttp
+from tap_emailtracking.transports.http import HttpPolicy, VendorHttp
 from tap_emailtracking.transports.oauth import RefreshTokenAuth
 from tap_emailtracking.vendors.acoustic.bex import (
     BexFile,
@@ -69,7 +69,7 @@ def token_server() -> Iterator[Callable[..., tuple[TokenServer, RefreshTokenAuth
         servers.append(http)
         now = [0.0]
         auth = RefreshTokenAuth(
-            VendorHttp(vendor="Acoustic", policy=RetryPolicy(max_attempts=1)),
+            VendorHttp(vendor="Acoustic", policy=HttpPolicy(max_attempts=1)),
             token_url=f"{http.url}/oauth/token",
             client_id="cid",
             client_secret="csecret",

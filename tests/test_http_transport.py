@@ -3,6 +3,7 @@ redirects (same origin only) and answers of the wrong kind."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import struct
 import threading
@@ -16,13 +17,13 @@ from tap_emailtracking import redaction
 from tap_emailtracking.errors import TransportError, VendorError
 from tap_emailtracking.transports.http import (
     ApiCall,
-    RetryPolicy,
+    HttpPolicy,
     VendorHttp,
     expect_json,
     expect_xml,
-    retry_after_seconds,
     wrong_shape,
 )
+from tap_emailtracking.transports.ratelimit import RateBudget
 from vendor_sandbox.servers.http import HttpServer
 
 Answer = tuple[int, dict[str, str], bytes]
@@ -68,7 +69,7 @@ def server() -> Iterator[Callable[[ScriptedApp], str]]:
 def client(sleeps: list[float], **policy: Any) -> VendorHttp:
     return VendorHttp(
         vendor="Acme",
-        policy=RetryPolicy(base_delay_seconds=0.01, **policy),
+        policy=HttpPolicy(base_delay_seconds=0.01, **policy),
         sleep=sleeps.append,
     )
 
@@ -156,14 +157,6 @@ def test_read_timeouts_are_retried_then_reported(server: Callable[[ScriptedApp],
             "GET", server(app), what="call", action="x", endpoint_setting="acme.url"
         )
     assert len(app.seen) == 2
-
-
-def test_retry_after_accepts_seconds_and_http_dates() -> None:
-    assert retry_after_seconds({"Retry-After": "3"}) == 3
-    assert retry_after_seconds({}) is None
-    assert retry_after_seconds({"Retry-After": "soon"}) is None
-    future = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 60))
-    assert 50 < (retry_after_seconds({"Retry-After": future}) or 0) <= 60
 
 
 def test_a_redirect_to_another_origin_is_refused_before_anything_is_sent(
@@ -291,3 +284,110 @@ def test_json_of_the_wrong_shape_is_named_with_an_excerpt() -> None:
         'Acme / opens: list call answered a list where an object was expected: "[1, 2]". '
         "What to do: check acme.url"
     )
+
+
+# -- the rate budget, fed by a real server's headers ----------------------------------------------
+
+EPOCH = 1_700_000_000.0
+
+
+class FakeClock:
+    """Wall time that moves only when the client sleeps; the sleeps are recorded."""
+
+    def __init__(self) -> None:
+        self.time = EPOCH
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.time
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.time += seconds
+
+
+def timed_client(clock: FakeClock, budget: RateBudget | None = None) -> VendorHttp:
+    return VendorHttp(
+        vendor="Acme",
+        policy=HttpPolicy(base_delay_seconds=0.01, max_delay_seconds=60),
+        sleep=clock.sleep,
+        clock=clock.now,
+        budget=budget,
+    )
+
+
+def test_a_429_waits_for_retry_after_and_then_for_the_rate_limit_reset(
+    server: Callable[[ScriptedApp], str],
+) -> None:
+    """429 with Retry-After: 7 and a spent budget resetting at an epoch 30 s away: the retry
+    waits at least 7 s, then the budget holds the call until the reset (+1 s), not sooner."""
+    reset = str(int(EPOCH) + 30)
+    app = ScriptedApp(
+        (429, {"Retry-After": "7", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset}, b"")
+    )
+    clock = FakeClock()
+    response = timed_client(clock).request(
+        "GET", server(app), what="call", action="x", endpoint_setting="s"
+    )
+    assert response.text == "ok"
+    assert len(app.requests) == 2
+    assert clock.sleeps[0] >= 7
+    assert clock.time == pytest.approx(EPOCH + 31)  # the second call went out after the reset
+    assert len(clock.sleeps) == 2
+
+
+def test_a_low_budget_slows_the_calls_down_before_any_429(
+    server: Callable[[ScriptedApp], str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """RateLimit-* headers (delta reset): 2 calls left in 20 s, then 1 in 10 s: 10 s apart."""
+    caplog.set_level(logging.INFO, logger="tap_emailtracking.transports")
+    limits = [("2", "20"), ("1", "10"), ("50", "60")]
+    app = ScriptedApp(
+        *[
+            (
+                200,
+                {"RateLimit-Limit": "10", "RateLimit-Remaining": left, "RateLimit-Reset": reset},
+                b"",
+            )
+            for left, reset in limits
+        ]
+    )
+    clock = FakeClock()
+    http = timed_client(clock)
+    url = server(app)
+    for _ in range(4):
+        http.request("GET", url, what="call", action="x", endpoint_setting="s")
+    assert clock.sleeps == pytest.approx([10, 10])  # the 4th call: 50 left, full speed again
+    assert len(app.requests) == 4
+    assert caplog.text.count("spacing calls") == 1
+
+
+def test_two_clients_of_one_vendor_share_its_budget(server: Callable[[ScriptedApp], str]) -> None:
+    """What one stream's answer says (nothing left for 30 s) holds back another stream's call."""
+    app = ScriptedApp((200, {"RateLimit-Remaining": "0", "RateLimit-Reset": "30"}, b"ok"))
+    clock = FakeClock()
+    shared = RateBudget("Acme", clock=clock.now, sleep=clock.sleep)
+    opens, clicks = timed_client(clock, shared), timed_client(clock, shared)
+    url = server(app)
+    opens.request("GET", url, what="opens call", action="x", endpoint_setting="s")
+    assert clock.sleeps == []
+    clicks.request("GET", url, what="clicks call", action="x", endpoint_setting="s")
+    assert clock.sleeps == [31]
+
+
+def test_each_vendor_client_gets_its_own_budget_by_default() -> None:
+    one, other = VendorHttp(vendor="A"), VendorHttp(vendor="B")
+    assert one.budget is not other.budget
+    assert one.budget.vendor == "A"
+
+
+def test_a_429_with_only_a_reset_header_waits_for_the_reset(
+    server: Callable[[ScriptedApp], str],
+) -> None:
+    """No Retry-After, no remaining count: the 429 itself says the budget is spent."""
+    app = ScriptedApp((429, {"RateLimit-Reset": "45"}, b""))
+    clock = FakeClock()
+    timed_client(clock).request("GET", server(app), what="call", action="x", endpoint_setting="s")
+    assert len(app.requests) == 2
+    assert clock.time >= EPOCH + 46
+    assert clock.sleeps[0] <= 0.01  # the backoff itself is short; the budget waits the rest

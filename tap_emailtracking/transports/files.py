@@ -2,16 +2,15 @@
 
 Vendors drop result files on a file site. Every vendor needs the same things from it: a file name
 that cannot escape the configured folder, a download streamed to disk that resumes from the bytes
-already there after a dropped connection, retries with backoff, a size check, and errors that say
-what to do without ever showing the password. This module holds all of that once; `ftp.py` and
-`sftp.py` only speak their protocol.
+already there after a dropped connection, retries by the shared policy (`retry.py`), a size
+check, and errors that say what to do without ever showing the password. This module holds all
+of that once; `ftp.py` and `sftp.py` only speak their protocol.
 """
 
 from __future__ import annotations
 
 import logging
 import posixpath
-import random
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -31,12 +30,13 @@ from tap_emailtracking.errors import (
     TapEmailTrackingError,
     TransportError,
 )
+from tap_emailtracking.transports import retry
+from tap_emailtracking.transports.retry import RetryPolicy, Sleep, TransientError
 
 logger = logging.getLogger("tap_emailtracking.transports")
 
 Protocol = Literal["ftp", "ftps", "sftp"]
 ProgressCallback = Callable[[int, int | None], None]
-Sleep = Callable[[float], None]
 FailureKind = Literal["retry", "auth", "missing", "denied", "fatal"]
 
 DEFAULT_PORTS: dict[str, int] = {"ftp": 21, "ftps": 21, "sftp": 22}
@@ -369,8 +369,14 @@ class FileSite(ABC):
         path: str,
         destination: Path | None = None,
     ) -> _T:
-        attempts = max(1, self.settings.max_attempts)
-        for attempt in range(1, attempts + 1):
+        """Run `operation` on a live connection, retrying drops by the shared policy.
+
+        Each failure is classified once: a drop or a short transfer is retried (a download's next
+        attempt resumes from the bytes on disk); a refused login, a missing file, a denied read
+        or anything fatal ends at once with its own error.
+        """
+
+        def attempt() -> _T:
             try:
                 if not self._is_connected():
                     self._connect()
@@ -394,25 +400,33 @@ class FileSite(ABC):
                     raise self._final_error(kind, exc, name=name, path=path) from (
                         None if kind == "auth" else exc
                     )
-                if attempt >= attempts:
-                    on_disk = self._local_size(destination) if destination is not None else 0
-                    raise self._exhausted_error(
-                        exc, name=name, path=path, attempts=attempts, on_disk=on_disk
-                    ) from exc
-                delay = min(self.retry_max_seconds, self.retry_base_seconds * 2 ** (attempt - 1))
-                delay *= 0.5 + random.random() / 2  # jitter: flaky clients should not sync up
-                logger.warning(
-                    "%s: %s at %s failed (attempt %d of %d: %s); retrying in %.1f s",
-                    self._who(),
-                    name or "listing",
-                    self.settings.url,
-                    attempt,
-                    attempts,
-                    self._describe(exc),
-                    delay,
-                )
-                self._sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+                raise TransientError(self._describe(exc), cause=exc) from exc
+
+        def give_up(failure: TransientError, attempts: int) -> TransportError:
+            assert failure.cause is not None  # noqa: S101 - every TransientError above has one
+            on_disk = self._local_size(destination) if destination is not None else 0
+            return self._exhausted_error(
+                failure.cause, name=name, path=path, attempts=attempts, on_disk=on_disk
+            )
+
+        doing = f"downloading {name}" if name is not None else f"listing {path}"
+        return retry.call(
+            attempt,
+            policy=self.retry_policy,
+            sleep=self._sleep,
+            who=self._who(),
+            what=f"{doing} at {self.settings.url}",
+            give_up=give_up,
+        )
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The shared policy, with this site's attempts (downloads count resumes as attempts)."""
+        return RetryPolicy(
+            max_attempts=self.settings.max_attempts,
+            base_delay_seconds=self.retry_base_seconds,
+            max_delay_seconds=self.retry_max_seconds,
+        )
 
     def _final_error(
         self, kind: FailureKind, exc: Exception, *, name: str | None, path: str
@@ -468,7 +482,7 @@ class FileSite(ABC):
         )
 
     def _exhausted_error(
-        self, exc: Exception, *, name: str | None, path: str, attempts: int, on_disk: int
+        self, exc: BaseException, *, name: str | None, path: str, attempts: int, on_disk: int
     ) -> TransportError:
         doing = f"downloading {name!r}" if name is not None else "listing the folder"
         got = f" ({on_disk} bytes were on disk)" if name is not None else ""

@@ -1,10 +1,12 @@
 """HTTP for every vendor: one session, split timeouts, retries that honour Retry-After, no leaks.
 
 Vendors answer slowly (ExactTarget cut requests at ~90 s in peer reports), drop connections and
-rate-limit. Transient failures (timeouts, resets, 5xx, 429) are retried with exponential backoff and
-jitter, waiting at least what `Retry-After` asks. Non-transient answers go back to the vendor
-client, which knows how its error bodies look. Nothing here logs a URL query, a header or a body:
-request bodies carry credentials for some vendors (ExactTarget puts the password in the envelope).
+rate-limit. Transient failures (timeouts, resets, 5xx, 429) are retried by the shared policy in
+`retry.py` (full jitter, at least what `Retry-After` asks). Every call first asks the vendor's
+`RateBudget` (`ratelimit.py`), which every answer's rate-limit headers feed, so the tap slows
+down before the vendor has to say 429. Non-transient answers go back to the vendor client, which
+knows how its error bodies look. Nothing here logs a URL query, a header or a body: request
+bodies carry credentials for some vendors (ExactTarget puts the password in the envelope).
 
 Redirects are followed here, not by requests: a 307/308 makes requests re-send the body (and
 with it passwords and refresh tokens) to wherever `Location` points. Only a redirect within the
@@ -18,12 +20,10 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -31,6 +31,14 @@ import requests
 
 from tap_emailtracking import redaction
 from tap_emailtracking.errors import TransportError, VendorError
+from tap_emailtracking.transports import retry
+from tap_emailtracking.transports.ratelimit import RateBudget
+from tap_emailtracking.transports.retry import (
+    RetryPolicy,
+    Sleep,
+    TransientError,
+    retry_after_seconds,
+)
 
 LOGGER = logging.getLogger("tap_emailtracking.transports.http")
 
@@ -48,31 +56,11 @@ _BODY_ARGUMENTS = ("data", "json", "files")
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how patiently to retry transient HTTP failures."""
+class HttpPolicy(RetryPolicy):
+    """The shared retry policy plus the timeouts of one HTTP call (connect, then each read)."""
 
-    max_attempts: int = 6
-    base_delay_seconds: float = 1.0
-    max_delay_seconds: float = 120.0
     connect_timeout_seconds: float = 15.0
     read_timeout_seconds: float = 300.0
-
-
-def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """Read `Retry-After` as seconds (delta or HTTP date), None when absent or unreadable."""
-    value = headers.get("Retry-After")
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 class VendorHttp:
@@ -82,29 +70,24 @@ class VendorHttp:
         self,
         *,
         vendor: str,
-        policy: RetryPolicy | None = None,
+        policy: HttpPolicy | None = None,
         user_agent: str = "tap-emailtracking",
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Sleep = time.sleep,
+        clock: Callable[[], float] = time.time,
+        budget: RateBudget | None = None,
     ) -> None:
+        """`budget` defaults to a fresh one for this vendor, on the same clock and sleep."""
         self.vendor = vendor
-        self.policy = policy or RetryPolicy()
+        self.policy = policy or HttpPolicy()
         self.session = requests.Session()
         self.session.headers["User-Agent"] = user_agent
         self._sleep = sleep
+        self._clock = clock
+        self.budget = budget or RateBudget(vendor, clock=clock, sleep=sleep)
 
     def close(self) -> None:
         """Release pooled connections."""
         self.session.close()
-
-    def _delay(self, attempt: int, floor: float | None) -> float:
-        """Full-jitter exponential backoff, never shorter than what the server asked for."""
-        cap = min(
-            self.policy.max_delay_seconds, self.policy.base_delay_seconds * 2 ** (attempt - 1)
-        )
-        wait = random.uniform(0, cap)
-        if floor is not None:
-            wait = max(wait, min(floor, self.policy.max_delay_seconds))
-        return wait
 
     def request(
         self,
@@ -191,41 +174,39 @@ class VendorHttp:
         """One request to one URL (redirects not followed), retried while failures are transient."""
         safe_url = safe_address(url)
         timeout = (self.policy.connect_timeout_seconds, self.policy.read_timeout_seconds)
-        last_problem = ""
-        for attempt in range(1, self.policy.max_attempts + 1):
-            floor: float | None = None
+
+        def attempt() -> requests.Response:
+            self.budget.acquire()
             try:
                 response = self.session.request(
                     method, url, timeout=timeout, allow_redirects=False, **kwargs
                 )
             except TRANSIENT_EXCEPTIONS as exc:
-                last_problem = type(exc).__name__
-            else:
-                if response.status_code not in RETRY_STATUSES:
-                    return response
-                last_problem = f"HTTP {response.status_code}"
-                floor = retry_after_seconds(response.headers)
-                response.close()
-            if attempt == self.policy.max_attempts:
-                break
-            wait = self._delay(attempt, floor)
-            LOGGER.warning(
-                "%s: %s to %s failed with %s (attempt %d of %d); retrying in %.1f s",
-                self.vendor,
-                what,
-                safe_url,
-                last_problem,
-                attempt,
-                self.policy.max_attempts,
-                wait,
+                raise TransientError(type(exc).__name__) from None  # its text may hold the query
+            self.budget.observe(response.headers, refused=response.status_code == 429)
+            if response.status_code not in RETRY_STATUSES:
+                return response
+            response.close()
+            raise TransientError(
+                f"HTTP {response.status_code}",
+                wait_at_least=retry_after_seconds(response.headers, now=self._clock),
             )
-            self._sleep(wait)
-        raise TransportError(
-            f"{what} to {safe_url} failed {self.policy.max_attempts} times, "
-            f"last with {last_problem}",
-            vendor=self.vendor,
-            stream=stream,
-            action=action,
+
+        def give_up(failure: TransientError, attempts: int) -> TransportError:
+            return TransportError(
+                f"{what} to {safe_url} failed {attempts} times, last with {failure.problem}",
+                vendor=self.vendor,
+                stream=stream,
+                action=action,
+            )
+
+        return retry.call(
+            attempt,
+            policy=self.policy,
+            sleep=self._sleep,
+            who=self.vendor,
+            what=f"{what} to {safe_url}",
+            give_up=give_up,
         )
 
 

@@ -22,7 +22,7 @@ import xmltodict
 from tap_emailtracking.errors import VendorError
 from tap_emailtracking.transports.http import (
     ApiCall,
-    RetryPolicy,
+    HttpPolicy,
     VendorHttp,
     excerpt,
     expect_json,
@@ -85,7 +85,7 @@ class AcousticClient:
         self.settings = settings
         self.http = VendorHttp(
             vendor=VENDOR,
-            policy=RetryPolicy(
+            policy=HttpPolicy(
                 max_attempts=settings.max_attempts,
                 read_timeout_seconds=settings.request_timeout_seconds,
             ),

@@ -28,7 +28,7 @@ from tap_emailtracking.limits import Limits
 from tap_emailtracking.spools import SpoolWriter, read_spool
 from tap_emailtracking.timestamps import LocalTimeFormatter, zone
 from tap_emailtracking.transports.files import open_file_site
-from tap_emailtracking.transports.http import RetryPolicy, VendorHttp
+from tap_emailtracking.transports.http import HttpPolicy, VendorHttp
 from tap_emailtracking.vendors.exacttarget.client import (
     VENDOR,
     ExactTargetClient,
@@ -71,7 +71,7 @@ class ExactTargetExports:
         self.formatter = LocalTimeFormatter(self.tz)
         self.http = VendorHttp(
             vendor=VENDOR,
-            policy=RetryPolicy(
+            policy=HttpPolicy(
                 max_attempts=settings.max_attempts,
                 read_timeout_seconds=settings.request_timeout_seconds,
             ),
