@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 from xml.parsers.expat import ExpatError
 from xml.sax.saxutils import escape
@@ -81,7 +82,9 @@ def find_first(node: Any, name: str) -> str | None:
 class AcousticClient:
     """OAuth-authenticated calls to one org's REST and XML APIs."""
 
-    def __init__(self, settings: AcousticSettings) -> None:
+    def __init__(
+        self, settings: AcousticSettings, *, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self.settings = settings
         self.http = VendorHttp(
             vendor=VENDOR,
@@ -89,6 +92,7 @@ class AcousticClient:
                 max_attempts=settings.max_attempts,
                 read_timeout_seconds=settings.request_timeout_seconds,
             ),
+            sleep=sleep,
         )
         self.auth = RefreshTokenAuth(
             self.http,

@@ -99,7 +99,7 @@ class AcousticExports:
         self.settings = settings
         self.limits = limits or Limits()
         self._sleep = sleep
-        self.client = AcousticClient(settings)
+        self.client = AcousticClient(settings, sleep=sleep)
         self.tz = zone(settings.timezone)
         self.formatter = LocalTimeFormatter(self.tz)
         self.workdir = make_workdir(self, "acoustic", temp_dir)
