@@ -56,6 +56,7 @@ class Host:
     ignore_range: bool = False
     bad_range_times: int = 0  # answer the next resumes with a range that starts elsewhere
     other: str = ""  # the other host's base URL, for redirects
+    dead: str = ""  # a base URL where nothing listens
     seen: list[dict[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -125,6 +126,10 @@ def _handler(host: Host) -> type[BaseHTTPRequestHandler]:
 
         def _route_redirect(self, target: str, *rest: str) -> None:
             location = f"{host.other}/{'/'.join((target, *rest))}?X-Signature={SIGNATURE}"
+            self._answer(302, b"", "text/plain", {"Location": location})
+
+        def _route_deadhop(self) -> None:
+            location = f"{host.dead}/files/big.bin?X-Signature={SIGNATURE}"
             self._answer(302, b"", "text/plain", {"Location": location})
 
         def _route_samehop(self, name: str) -> None:
@@ -214,6 +219,9 @@ def servers() -> Iterator[Servers]:
     vendor_server, vendor_url = _serve(vendor)
     storage_server, storage_url = _serve(storage)
     vendor.other, storage.other = storage_url, vendor_url
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        vendor.dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
     try:
         yield Servers(vendor, storage, vendor_url, storage_url)
     finally:
@@ -480,3 +488,16 @@ def test_https_is_never_left_for_http(
         with pytest.raises(RefusedFileNameError, match="plain http while the vendor's API"):
             site.download(f"{servers.storage_url}/files/small.json", tmp_path / "out")
     assert servers.storage.seen == []  # nothing went to the http host
+
+
+def test_an_unreachable_signed_host_keeps_its_query_out_of_the_error(
+    servers: Servers, sleeps: list[float], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    target = tmp_path / "out"
+    site = _site(servers, sleeps, attempts=2)
+    with caplog.at_level(logging.DEBUG), site, pytest.raises(TransportError) as caught:
+        site.download("/deadhop", target)
+    message = str(caught.value)
+    assert "failed 2 times in a row" in message
+    assert "ConnectionError" in message
+    _no_secret(message + caplog.text)

@@ -93,7 +93,7 @@ class ResultNotReadyError(VendorError):
     """
 
 
-class _HttpStatusError(Exception):
+class HttpStatusError(Exception):
     """A non-file answer, classified by `_classify`; carries nothing secret."""
 
     def __init__(
@@ -284,13 +284,13 @@ class HttpFileSite(FileSite):
             response.close()
 
     def _classify(self, exc: Exception) -> FailureKind | None:
-        if isinstance(exc, _HttpStatusError):
+        if isinstance(exc, HttpStatusError):
             return self._classify_status(exc)
         if isinstance(exc, requests.exceptions.SSLError):
             return "fatal"
         if isinstance(exc, _RangeMismatchError | urllib3.exceptions.HTTPError):
             return "retry"
-        if isinstance(exc, TRANSIENT_EXCEPTIONS | OSError):
+        if isinstance(exc, (*TRANSIENT_EXCEPTIONS, OSError)):
             return "retry"
         return None
 
@@ -394,7 +394,7 @@ class HttpFileSite(FileSite):
             raise _RangeMismatchError(f"the server cannot send bytes from {offset}")
         if status == 202:
             raise self._not_ready(response, url)
-        raise _HttpStatusError(
+        raise HttpStatusError(
             status,
             url,
             vendor_host=vendor_host,
@@ -436,7 +436,7 @@ class HttpFileSite(FileSite):
             action="re-run the sync later: the job is kept in state and polled again",
         )
 
-    def _classify_status(self, exc: _HttpStatusError) -> FailureKind:
+    def _classify_status(self, exc: HttpStatusError) -> FailureKind:
         if exc.status in RETRY_STATUSES:
             if exc.retry_after is not None:
                 self._retry_after = exc.retry_after
@@ -464,8 +464,8 @@ class HttpFileSite(FileSite):
         self, kind: FailureKind, exc: Exception, *, name: str | None, path: str
     ) -> TapEmailTrackingError:
         subject = self._subject(path)
-        status = exc.status if isinstance(exc, _HttpStatusError) else None
-        where = safe_address(exc.url) if isinstance(exc, _HttpStatusError) else subject
+        status = exc.status if isinstance(exc, HttpStatusError) else None
+        where = safe_address(exc.url) if isinstance(exc, HttpStatusError) else subject
         if kind == "auth":
             return AuthenticationError(
                 f"the vendor refused the credentials for the result download (HTTP {status})",
@@ -484,7 +484,7 @@ class HttpFileSite(FileSite):
                 f"or check {self._credentials_setting}",
             )
         if kind == "missing":
-            signed = isinstance(exc, _HttpStatusError) and not exc.vendor_host
+            signed = isinstance(exc, HttpStatusError) and not exc.vendor_host
             what = (
                 f"the signed download link at {where} was refused (HTTP {status}): it has "
                 "expired or the result is gone"
@@ -500,7 +500,7 @@ class HttpFileSite(FileSite):
                 action="re-run the sync: the job is forgotten and its export requested again "
                 "(vendors keep results for a limited time)",
             )
-        if isinstance(exc, _HttpStatusError):
+        if isinstance(exc, HttpStatusError):
             return VendorError(
                 f'the result download from {where} answered HTTP {status}: "{exc.quote}"',
                 vendor=self.vendor,
