@@ -35,11 +35,14 @@ from tap_emailtracking.transports.retry import RetryPolicy, Sleep, TransientErro
 
 logger = logging.getLogger("tap_emailtracking.transports")
 
-Protocol = Literal["ftp", "ftps", "sftp"]
+Protocol = Literal["ftp", "ftps", "sftp", "http", "https"]
 ProgressCallback = Callable[[int, int | None], None]
 FailureKind = Literal["retry", "auth", "missing", "denied", "fatal"]
 
-DEFAULT_PORTS: dict[str, int] = {"ftp": 21, "ftps": 21, "sftp": 22}
+DEFAULT_PORTS: dict[str, int] = {"ftp": 21, "ftps": 21, "sftp": 22, "http": 80, "https": 443}
+# What a user may configure as a file site; http(s) sites are opened by vendor code for the result
+# URLs their APIs announce (`http_files.py`).
+CONFIGURABLE_PROTOCOLS = ("ftp", "ftps", "sftp")
 PROGRESS_EVERY_BYTES = 8 * 1024 * 1024
 PROGRESS_LOG_SECONDS = 10.0
 UNSAFE_ENTRIES = "unsafe file-site entries skipped"  # what the end-of-run summary counts
@@ -125,6 +128,21 @@ class _LocalWriteError(Exception):
         self.error = error
 
 
+@dataclass(frozen=True)
+class DownloadSink:
+    """Where a protocol writes a download's bytes, in order.
+
+    `restart` empties the local file, for a server that answers a resume with the whole file
+    (HTTP: a 200 to a Range request).
+    """
+
+    write: Callable[[bytes], None]
+    restart: Callable[[], None]
+
+    def __call__(self, chunk: bytes) -> None:
+        self.write(chunk)
+
+
 class FileSite(ABC):
     """A connection to one vendor's file site; connects lazily and reconnects after a drop.
 
@@ -182,9 +200,7 @@ class FileSite(ABC):
         """Size of a remote file, or None when the server cannot tell."""
 
     @abstractmethod
-    def _retrieve(
-        self, path: str, offset: int, size: int | None, sink: Callable[[bytes], None]
-    ) -> None:
+    def _retrieve(self, path: str, offset: int, size: int | None, sink: DownloadSink) -> None:
         """Stream the file from `offset` to its end into `sink`."""
 
     @abstractmethod
@@ -254,7 +270,7 @@ class FileSite(ABC):
         reported = 0
         last_log = started
 
-        def sink_for(out: BinaryIO, done: int, size: int | None) -> Callable[[bytes], None]:
+        def sink_for(out: BinaryIO, done: int, size: int | None) -> DownloadSink:
             position = done
 
             def sink(chunk: bytes) -> None:
@@ -279,7 +295,16 @@ class FileSite(ABC):
                             f" of {_megabytes(size)}" if size is not None else "",
                         )
 
-            return sink
+            def restart() -> None:
+                nonlocal position, reported
+                try:
+                    out.seek(0)
+                    out.truncate()
+                except OSError as exc:
+                    raise _LocalWriteError(exc) from exc
+                position = reported = 0
+
+            return DownloadSink(sink, restart)
 
         def attempt() -> int:
             nonlocal known_size, remote_size
@@ -590,7 +615,7 @@ def open_file_site(
             action=f"fix {settings.setting(setting)} in the config",
         )
 
-    if settings.protocol not in DEFAULT_PORTS:
+    if settings.protocol not in CONFIGURABLE_PROTOCOLS:
         raise bad(
             f"unknown file-site protocol {settings.protocol!r} (use ftp, ftps or sftp)", "protocol"
         )
