@@ -42,7 +42,6 @@ from tap_emailtracking.transports.files import (
     FileSiteSettings,
     ProgressCallback,
     RemoteFile,
-    Sleep,
     _ShortTransferError,
     logger,
 )
@@ -55,9 +54,9 @@ from tap_emailtracking.transports.http import (
     excerpt,
     origin,
     redirect_target,
-    retry_after_seconds,
     safe_address,
 )
+from tap_emailtracking.transports.retry import Sleep, retry_after_seconds
 
 CHUNK_BYTES = 1 << 16
 MAX_RETRY_AFTER_SECONDS = 300.0
