@@ -5,8 +5,10 @@ here, once, because getting it wrong loses data or doubles vendor load:
 
 * **Ahead of time.** `JobPipeline` takes the units of work in the order a stream must consume them
   and keeps up to `max_in_flight` of them submitted (or resumed from the ledger) and not yet
-  consumed. Every id is in the ledger, hence in STATE, before any wait; a unit releases its slot
-  when the caller calls `release` or drops its ledger entry, and the next unit is submitted.
+  consumed. Every id is in the ledger, hence in STATE, before any wait. A unit holds its slot
+  until the caller calls `release` or drops its ledger entry (it commits the unit); the next
+  `next_done()` then submits the next unit's job. Units beyond the slots are not resumed from
+  the ledger either until their turn, so the head unit can always proceed.
 * **In order.** `next_done()` (or iterating) hands units back in the given order, waiting only for
   the head unit while the others keep running, so bookmarks move exactly as with one job at a time.
 * **Polling.** Rounds: each job is polled when its own backoff says so (interval growing from its
