@@ -7,9 +7,10 @@ day after is the vendor's call (see `next_start`): a day that is not over yet mu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
+from typing import Any
 
 
 @dataclass(frozen=True, order=True)
@@ -27,6 +28,26 @@ class DateWindow:
     def key(self) -> str:
         """A stable text key for state and caches."""
         return f"{self.start.isoformat()}..{self.end.isoformat()}"
+
+
+def in_flight_windows(
+    entries: Mapping[str, Mapping[str, Any]],
+    *,
+    start_field: str = "activity_start",
+    end_field: str = "activity_end",
+) -> dict[date, date]:
+    """Start -> end of every job-ledger entry whose vendor info records a date window.
+
+    The ledger is keyed by any unit and never reads vendor fields; a vendor whose units are date
+    windows stores the window's days in its entries (under these names unless it says otherwise)
+    and derives its in-flight windows here. Entries without both fields are not windows.
+    """
+    windows: dict[date, date] = {}
+    for entry in entries.values():
+        if start_field in entry and end_field in entry:
+            start = date.fromisoformat(str(entry[start_field]))
+            windows[start] = date.fromisoformat(str(entry[end_field]))
+    return windows
 
 
 def plan_windows(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+from datetime import date
 from typing import Any
 
 import pytest
 
 from tap_emailtracking.errors import JobDeadlineError, JobFailedError
 from tap_emailtracking.jobs import JobLedger, JobRunner, JobState, JobStatus, PollPolicy
+from tap_emailtracking.windows import in_flight_windows
 
 
 class FakeClock:
@@ -133,3 +135,23 @@ def test_unknown_status_is_tolerated_then_fails() -> None:
     runner2, _, _ = make({}, unknown_status_limit=3)
     with pytest.raises(JobFailedError, match="unknown status 'Pending Review'"):
         runner2.run("w1", ScriptedJob(weird), stream=None, label="w")
+
+
+def test_the_ledger_is_keyed_by_any_unit_and_keeps_the_vendors_info() -> None:
+    state: dict[str, Any] = {}
+    ledger = JobLedger(state, "_v_jobs", lambda: None)
+    ledger.put("program=7;2024-01-01", "j1", activity_start="2024-01-01", activity_end="2024-01-01")
+    ledger.put("list=42", "j2", list_id=42)
+    ledger.put(
+        "2024-01-02..2024-01-08", "j3", activity_start="2024-01-02", activity_end="2024-01-08"
+    )
+    entries = ledger.entries()
+    assert entries["list=42"] == {"list_id": 42, "job_id": "j2"}
+    entries["list=42"]["list_id"] = 0  # a copy: the caller cannot change STATE behind its back
+    assert ledger.get("list=42") == {"list_id": 42, "job_id": "j2"}
+    # A vendor whose units are windows derives them from its own fields; a list id is no window.
+    assert in_flight_windows(ledger.entries()) == {
+        date(2024, 1, 1): date(2024, 1, 1),
+        date(2024, 1, 2): date(2024, 1, 8),
+    }
+    assert in_flight_windows(entries, start_field="from", end_field="to") == {}

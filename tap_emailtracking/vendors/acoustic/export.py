@@ -51,7 +51,7 @@ from tap_emailtracking.vendors.acoustic.bex import (
 from tap_emailtracking.vendors.acoustic.client import VENDOR, AcousticClient, find_first, xml_text
 from tap_emailtracking.vendors.acoustic.rows import RowMapper, map_rows
 from tap_emailtracking.vendors.acoustic.settings import AcousticSettings
-from tap_emailtracking.windows import DateWindow, RunPlanner
+from tap_emailtracking.windows import DateWindow, RunPlanner, in_flight_windows
 from tap_emailtracking.workdirs import make_workdir
 
 LOGGER = logging.getLogger("tap_emailtracking.acoustic")
@@ -112,7 +112,7 @@ class AcousticExports:
             tz=self.tz,
             lookback_days=settings.lookback_days,
             window_days=settings.window_days,
-            in_flight=self.ledger.in_flight_windows,
+            in_flight=lambda: in_flight_windows(self.ledger.entries()),
             now=now,
         )
         self.runner = JobRunner(

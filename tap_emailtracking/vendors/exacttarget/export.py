@@ -37,7 +37,7 @@ from tap_emailtracking.vendors.exacttarget.client import (
 )
 from tap_emailtracking.vendors.exacttarget.parser import ExportParser
 from tap_emailtracking.vendors.exacttarget.settings import ExactTargetSettings
-from tap_emailtracking.windows import DateWindow, RunPlanner
+from tap_emailtracking.windows import DateWindow, RunPlanner, in_flight_windows
 from tap_emailtracking.workdirs import make_workdir
 
 LOGGER = logging.getLogger("tap_emailtracking.exacttarget")
@@ -85,7 +85,7 @@ class ExactTargetExports:
             tz=self.tz,
             lookback_days=settings.lookback_days,
             window_days=settings.window_days,
-            in_flight=self.ledger.in_flight_windows,
+            in_flight=lambda: in_flight_windows(self.ledger.entries()),
             now=now,
         )
         self.runner = JobRunner(
