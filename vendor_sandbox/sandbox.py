@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Any
+
+from typing_extensions import Self
 
 from vendor_sandbox.acoustic.api import AcousticApi
 from vendor_sandbox.acoustic.data import (
@@ -30,6 +31,7 @@ from vendor_sandbox.acoustic.data import (
 from vendor_sandbox.exacttarget.api import ExactTargetApi
 from vendor_sandbox.exacttarget.data import KINDS as EXACTTARGET_KINDS
 from vendor_sandbox.exacttarget.data import ExactTargetDataset, ExactTargetDataSpec
+from vendor_sandbox.servers.base import Lifecycle
 from vendor_sandbox.servers.faults import DownloadFaults
 from vendor_sandbox.servers.ftp import FtpServer
 from vendor_sandbox.servers.http import HttpServer
@@ -103,7 +105,7 @@ class _Router:
         return [b"no such sandbox endpoint"]
 
 
-class Sandbox:
+class Sandbox(Lifecycle):
     """Start and stop every sandbox server; hand out tap configs and ground truth."""
 
     SEND_LOOKBACK_DAYS = 14
@@ -198,10 +200,14 @@ class Sandbox:
         )
         self.known_hosts = root / "known_hosts"
 
-    def start(self) -> Sandbox:
-        """Start every server (HTTP, SFTP, FTP, FTPS)."""
-        for server in (self.http, self.sftp, self.ftp, self.ftps):
-            server.start()
+    def start(self) -> Self:
+        """Start every server (HTTP, SFTP, FTP, FTPS); if one fails, stop those started."""
+        try:
+            for server in (self.http, self.sftp, self.ftp, self.ftps):
+                server.start()
+        except BaseException:
+            self.stop()
+            raise
         self.sftp.write_known_hosts(self.known_hosts)
         return self
 
@@ -209,17 +215,6 @@ class Sandbox:
         """Stop every server, closing client connections."""
         for server in (self.ftps, self.ftp, self.sftp, self.http):
             server.stop()
-
-    def __enter__(self) -> Sandbox:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- configs and truth ----------------------------------------------------------------------
 
