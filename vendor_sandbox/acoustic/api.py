@@ -14,8 +14,12 @@ choices:
   ``{"errors": [{"message": ...}, ...]}``.  Definitions live in this object.
 * ``POST /XMLAPI`` (form ``xml=<Envelope>`` or a raw XML body): ``RawRecipientDataExport`` and
   ``GetJobStatus``.  Poll 1 of a job answers WAITING, polls 2..N-1 RUNNING, poll N
-  (``polls_until_complete``) COMPLETE, when the ZIP is written to ``<download>/<FILE_PATH>``.
-  Faults are in-band (HTTP 200, ``SUCCESS`` false, ``<Fault>``).
+  (``polls_until_complete``) COMPLETE, when the ZIP is written to ``<download>/<FILE_PATH>``;
+  with durations in ``jobs`` (:class:`~vendor_sandbox.jobs.JobSettings`) a job is WAITING,
+  RUNNING and COMPLETE by ``clock`` instead, measured from its submission.  Faults are in-band
+  (HTTP 200, ``SUCCESS`` false, ``<Fault>``).  A submission while ``jobs.limit`` jobs are
+  waiting or running answers errorid 156 ("Unable to create the export job", [I]: the docs
+  give the code but no job limit; the documented limit is 10 concurrent API requests).
 * Every REST and XML call needs ``Authorization: Bearer <token>``; an unknown, expired or revoked
   token answers 401 (REST: ``{"error": "invalid_token"}``).
 
@@ -62,6 +66,7 @@ from vendor_sandbox.acoustic.data import (
     WrittenFile,
     bex_file_name,
 )
+from vendor_sandbox.jobs import DONE, QUEUED, JobBoard, JobLimitError, JobSettings, Submission
 from vendor_sandbox.servers.http import echo_page, redirect_answer
 
 if TYPE_CHECKING:
@@ -170,6 +175,8 @@ class AcousticFaults:
     * ``rrde_announce_path``: RawRecipientDataExport answers this FILE_PATH (the ZIP is still
       written under the job's own name).
     * ``rrde_delete_result``: a job's ZIP is deleted as soon as it is written (expired).
+    * ``rrde_expire_results``: the next N jobs to complete have their ZIP deleted as soon as it
+      is written (expired; GetJobStatus still answers COMPLETE); later jobs keep theirs.
     * ``late_periods``: rotation withholds the files of periods starting at these UTC datetimes;
       :meth:`AcousticApi.add_late_file` delivers one later (older name, newer mtime).
     * ``http_errors``: the next responses (any endpoint) use these statuses, FIFO: 500 an HTML
@@ -193,6 +200,7 @@ class AcousticFaults:
     rrde_error: bool = False
     rrde_announce_path: str | None = None
     rrde_delete_result: bool = False
+    rrde_expire_results: int = 0
     late_periods: set[datetime] = field(default_factory=set)
     http_errors: list[int] = field(default_factory=list)
     redirect: tuple[int, str] | None = None
@@ -303,7 +311,10 @@ class AcousticApi:
     ``definition_puts``, ``definition_deletes``, ``rrde_submissions``, ``status_polls``,
     ``sftp_oauth_logins``; ``requests`` lists every call as ``{"kind": "token"|"rest"|"xml",
     "method", "path", "operation", "status"}`` (no secrets); ``malformed_lines`` maps file name ->
-    line of the injected bad row; ``rrde_files`` lists the result ZIPs written.
+    line of the injected bad row; ``rrde_files`` lists the result ZIPs written.  The job board
+    ``jobs`` (its settings: RRDE durations and limit) gives ``submission_log`` (time, job id,
+    ``<start>..<end>`` local ISO times, when it finished), ``max_in_flight``, ``jobs_in_flight``
+    and ``rejected_submissions`` (refused by the limit).
     """
 
     def __init__(
@@ -323,6 +334,7 @@ class AcousticApi:
         org_timezone: str | None = None,
         auto_rotate_until: datetime | None = None,
         clock: Callable[[], float] = time.monotonic,
+        jobs: JobSettings | None = None,
     ) -> None:
         self.dataset = dataset
         self.files_root = Path(files_root)
@@ -339,6 +351,7 @@ class AcousticApi:
         self.auto_rotate_until = auto_rotate_until
         self.clock = clock
         self.faults = AcousticFaults()
+        self.jobs = JobBoard(clock, jobs)
         self.requests: list[dict[str, Any]] = []
         self.token_requests = 0
         self.definition_posts = 0
@@ -371,6 +384,26 @@ class AcousticApi:
     def download_dir(self) -> Path:
         """The org admin's SFTP folder on disk."""
         return self.files_root / self.download_folder.strip("/")
+
+    @property
+    def submission_log(self) -> list[Submission]:
+        """Every accepted RRDE job, oldest first (see :class:`~vendor_sandbox.jobs.Submission`)."""
+        return self.jobs.log
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most RRDE jobs waiting or running at once."""
+        return self.jobs.max_in_flight
+
+    @property
+    def jobs_in_flight(self) -> int:
+        """RRDE jobs waiting or running now."""
+        return self.jobs.in_flight()
+
+    @property
+    def rejected_submissions(self) -> int:
+        """Submissions refused because ``jobs.limit`` jobs were in flight."""
+        return self.jobs.rejected
 
     @property
     def definitions(self) -> list[dict[str, Any]]:
@@ -964,6 +997,14 @@ class AcousticApi:
             "".join(name.itertext()).strip() for name in call.findall("COLUMNS/COLUMN/NAME")
         )
         job_id = str(self._next_job_id)
+        try:
+            self.jobs.submit(job_id, f"{start.isoformat()}..{end.isoformat()}")
+        except JobLimitError as exc:
+            raise _XmlFaultError(
+                f"Unable to create the export job: {exc.limit} export jobs are already waiting "
+                "or running; submit again when one completes",
+                156,
+            ) from None
         n = self._next_job_id - FIRST_JOB_ID
         self._next_job_id += 1
         stamp = _RRDE_STAMP_BASE + timedelta(minutes=n)
@@ -988,13 +1029,15 @@ class AcousticApi:
         if job.status not in ("COMPLETE", "ERROR"):
             if self.faults.rrde_error:
                 job.status = "ERROR"
-            elif job.polls >= self.polls_until_complete:
-                self._write_rrde(job)
-                job.status = "COMPLETE"
-                if self.faults.rrde_delete_result:
-                    (self.download_dir / job.file_path).unlink()
+                self.jobs.finish(job_id)
             else:
-                job.status = "WAITING" if job.polls == 1 else "RUNNING"
+                stage = self.jobs.stage(
+                    job_id, polls=job.polls, polls_until_done=self.polls_until_complete
+                )
+                if stage == DONE:
+                    self._complete(job)
+                else:
+                    job.status = "WAITING" if stage == QUEUED else "RUNNING"
         if job.status == "ERROR":
             description += " Error: the export could not be generated (sandbox fault rrde_error)."
         return (
@@ -1003,6 +1046,20 @@ class AcousticApi:
             "<PARAMETERS><PARAMETER><NAME>FILE_PATH</NAME>"
             f"<VALUE>{escape(job.file_path)}</VALUE></PARAMETER></PARAMETERS>"
         )
+
+    def _complete(self, job: _Job) -> None:
+        """Write the job's ZIP (and delete it again when a result fault says it expired)."""
+        self._write_rrde(job)
+        job.status = "COMPLETE"
+        self.jobs.finish(job.job_id)
+        faults = self.faults
+        expire = faults.rrde_delete_result
+        if not expire and faults.rrde_expire_results > 0:
+            faults.rrde_expire_results -= 1
+            expire = True
+        if expire:
+            (self.download_dir / job.file_path).unlink()
+            self.jobs.expire(job.job_id)
 
     def _write_rrde(self, job: _Job) -> None:
         final = self.download_dir / job.file_path
