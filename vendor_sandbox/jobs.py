@@ -27,9 +27,13 @@ Span = tuple[float, float]
 
 def _span(text: str) -> Span:
     low, _, high = text.strip().partition("-")
-    span = (float(low), float(high or low))
+    problem = f"expected seconds N or MIN-MAX with 0 <= MIN <= MAX; got {text!r}"
+    try:
+        span = (float(low), float(high or low))
+    except ValueError:
+        raise ValueError(problem) from None
     if not 0 <= span[0] <= span[1]:
-        raise ValueError(f"expected seconds N or MIN-MAX with 0 <= MIN <= MAX; got {text!r}")
+        raise ValueError(problem)
     return span
 
 

@@ -6,6 +6,7 @@ proxy's HTML page that echoes the request (`echo_page`), as WAFs and maintenance
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin
@@ -87,14 +88,18 @@ class HttpServer(ThreadedServer):
             cert, key = make_self_signed_cert(self.tls_dir, self.host)
             self.ca_file = cert
             ssl_context = (str(cert), str(key))
-        self._server = make_server(
-            self.host,
-            self._requested_port,
-            self.app,
-            threaded=True,
-            request_handler=_QuietRequestHandler,
-            ssl_context=ssl_context,
-        )
+        try:
+            self._server = make_server(
+                self.host,
+                self._requested_port,
+                self.app,
+                threaded=True,
+                request_handler=_QuietRequestHandler,
+                ssl_context=ssl_context,
+            )
+        except SystemExit:  # werkzeug exits the process when the port is taken
+            port = f"{self.host}:{self._requested_port}"
+            raise OSError(errno.EADDRINUSE, f"cannot listen on {port}: in use") from None
         self.port = self._server.server_port
 
     def _serve(self) -> None:
