@@ -82,10 +82,10 @@ def test_board_limit_and_max_in_flight_with_durations() -> None:
     assert board.in_flight() == 1
     assert board.max_in_flight == 2
     assert board.rejected == 1
-    assert [(e.job_id, e.at, e.due, e.finished) for e in board.log] == [
-        ("a", 500.0, 510.0, None),
-        ("b", 505.0, 515.0, 510.0),
-        ("c", 510.0, 520.0, None),
+    assert [(e.job_id, e.at, e.due, e.finished, e.ends) for e in board.log] == [
+        ("a", 500.0, 510.0, None, 510.0),
+        ("b", 505.0, 515.0, 510.0, 510.0),
+        ("c", 510.0, 520.0, None, 520.0),
     ]
 
 

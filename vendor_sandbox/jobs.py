@@ -82,6 +82,11 @@ class Submission:
     finished: float | None = None
     expired: bool = False
 
+    @property
+    def ends(self) -> float | None:
+        """When it finished, or (timed, nobody polled yet) when it is due; None: not known."""
+        return self.finished if self.finished is not None else self.due
+
     def in_flight(self, now: float) -> bool:
         if self.finished is not None:
             return self.finished > now
