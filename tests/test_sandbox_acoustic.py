@@ -1068,3 +1068,80 @@ def test_a_repeated_rrde_job_is_built_again_unless_reuse_is_on(
         same_member_name = one.namelist() == two.namelist()
     assert same_member_name is reuse  # a reused ZIP keeps the first job's member name
     assert (first.stat().st_ino == second.stat().st_ino) is reuse
+
+
+# ------------------------------------------------------------------------------- RRDE job timing
+def rrde_inner(day: int = 2) -> str:
+    return (
+        f"<EVENT_DATE_START>01/{day:02d}/2024 00:00:00</EVENT_DATE_START>"
+        f"<EVENT_DATE_END>01/{day:02d}/2024 23:59:59</EVENT_DATE_END>"
+        "<MOVE_TO_FTP/><ALL_EVENT_TYPES/>"
+    )
+
+
+def rrde_submit(client: Client, tok: str, day: int = 2) -> str:
+    return find(xml_call(client, tok, "RawRecipientDataExport", rrde_inner(day)), "JOB_ID")
+
+
+def rrde_status(client: Client, tok: str, job_id: str) -> str:
+    return find(xml_call(client, tok, "GetJobStatus", f"<JOB_ID>{job_id}</JOB_ID>"), "JOB_STATUS")
+
+
+def test_timed_rrde_jobs_follow_the_clock(api: AcousticApi, clock: Clock) -> None:
+    api.jobs.configure(queued=(1, 1), running=(4, 4))
+    client = Client(api)
+    tok = token(client)
+    job_id = rrde_submit(client, tok)
+    assert [rrde_status(client, tok, job_id) for _ in range(4)] == ["WAITING"] * 4
+    clock.now = 1001.0
+    assert rrde_status(client, tok, job_id) == "RUNNING"
+    clock.now = 1004.99
+    assert rrde_status(client, tok, job_id) == "RUNNING"
+    assert list(api.download_dir.iterdir()) == []
+    clock.now = 1030.0
+    assert rrde_status(client, tok, job_id) == "COMPLETE"
+    assert [p.name for p in api.download_dir.iterdir()] == [api.rrde_files[0].name]
+    [entry] = api.submission_log
+    assert (entry.at, entry.job_id) == (1000.0, job_id)
+    assert entry.unit == "2024-01-02T00:00:00..2024-01-02T23:59:59"
+    assert (entry.due, entry.finished) == (1005.0, 1005.0)
+
+
+def test_rrde_log_max_in_flight_and_limit(api: AcousticApi, clock: Clock) -> None:
+    api.jobs.configure(running=(10, 10), limit=3)
+    client = Client(api)
+    tok = token(client)
+    ids = []
+    for day in (2, 3, 4):
+        ids.append(rrde_submit(client, tok, day))
+        clock.now += 1
+    refused = xml_call(client, tok, "RawRecipientDataExport", rrde_inner(5))
+    assert find(refused, "SUCCESS") == "false"
+    assert find(refused, "errorid") == "156"
+    assert find(refused, "FaultString").startswith(
+        "Unable to create the export job: 3 export jobs are already waiting or running"
+    )
+    assert api.rejected_submissions == 1
+    assert api.rrde_submissions == 3
+    clock.now = 1010.0  # the first is due
+    assert api.jobs_in_flight == 2
+    ids.append(rrde_submit(client, tok, 5))
+    assert ids[-1] == str(FIRST_JOB_ID + 3)  # the refused call took no id
+    assert [e.job_id for e in api.submission_log] == ids
+    assert [e.at for e in api.submission_log] == [1000.0, 1001.0, 1002.0, 1010.0]
+    assert api.max_in_flight == 3
+
+
+def test_the_next_n_rrde_results_expire(api: AcousticApi) -> None:
+    api.polls_until_complete = 1
+    api.faults.rrde_expire_results = 1
+    client = Client(api)
+    tok = token(client)
+    lost = rrde_submit(client, tok)
+    assert rrde_status(client, tok, lost) == "COMPLETE"
+    assert list(api.download_dir.iterdir()) == []
+    again = rrde_submit(client, tok)
+    assert rrde_status(client, tok, again) == "COMPLETE"
+    assert [p.name for p in api.download_dir.iterdir()] == [api.rrde_files[1].name]
+    assert [(e.job_id, e.expired) for e in api.submission_log] == [(lost, True), (again, False)]
+    assert api.faults.rrde_expire_results == 0

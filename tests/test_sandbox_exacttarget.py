@@ -28,6 +28,7 @@ from vendor_sandbox.exacttarget import (
     ExactTargetDataset,
     ExactTargetDataSpec,
 )
+from vendor_sandbox.jobs import JobSettings
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = ExactTargetDataSpec()
@@ -667,3 +668,132 @@ def test_file_names_are_deterministic(dataset: ExactTargetDataset, tmp_path: Pat
     assert (tmp_path / "a" / names[0][0]).read_bytes() == (
         tmp_path / "b" / names[0][0]
     ).read_bytes()
+
+
+# --------------------------------------------------------------------------- job timing
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def timed(dataset: ExactTargetDataset, tmp_path: Path, clock: Clock) -> ExactTargetApi:
+    """Batches Scheduled 2 s, then Processing 3 s, by the fake clock."""
+    return ExactTargetApi(
+        dataset,
+        tmp_path,
+        username=USER,
+        password=PASSWORD,
+        jobs=JobSettings(queued=(2, 2), running=(3, 3)),
+        clock=clock,
+    )
+
+
+def submit(api: ExactTargetApi, start: str = "1/1/2024", end: str = "1/7/2024") -> str:
+    _, root, _ = call(api, submit_xml(start, end))
+    batch_id = root.findtext("system/tracking/batchID")
+    assert batch_id is not None, ET.tostring(root)
+    return batch_id
+
+
+def status_of(api: ExactTargetApi, batch_id: str) -> str | None:
+    return call(api, inquire_xml(batch_id))[1].findtext("system/Batch/status")
+
+
+def test_timed_batches_follow_the_clock_not_the_polls(timed: ExactTargetApi, clock: Clock) -> None:
+    batch_id = submit(timed)
+    assert [status_of(timed, batch_id) for _ in range(5)] == ["Scheduled"] * 5
+    clock.now = 1001.9
+    assert status_of(timed, batch_id) == "Scheduled"
+    clock.now = 1002.0
+    assert status_of(timed, batch_id) == "Processing"
+    clock.now = 1004.9
+    assert status_of(timed, batch_id) == "Processing"
+    assert not timed.files
+    clock.now = 1009.0  # polled 4 s after it came due
+    assert status_of(timed, batch_id) == "Complete"
+    assert len(timed.files) == 1
+    assert timed.files[0].is_file()
+    [entry] = timed.submission_log
+    assert (entry.at, entry.job_id, entry.unit) == (1000.0, batch_id, "2024-01-01..2024-01-07")
+    assert (entry.starts, entry.due, entry.finished) == (1002.0, 1005.0, 1005.0)
+
+
+def test_the_log_and_max_in_flight(timed: ExactTargetApi, clock: Clock) -> None:
+    first = submit(timed, "1/1/2024", "1/7/2024")
+    clock.now = 1001.0
+    second = submit(timed, "1/8/2024", "1/14/2024")
+    clock.now = 1004.0
+    third = submit(timed, "1/15/2024", "1/21/2024")
+    assert timed.jobs_in_flight == 3
+    clock.now = 1005.5  # the first is due (nobody polled it): two in flight
+    assert timed.jobs_in_flight == 2
+    fourth = submit(timed, "1/22/2024", "1/28/2024")
+    assert timed.max_in_flight == 3
+    log = timed.submission_log
+    assert [e.job_id for e in log] == [first, second, third, fourth]
+    assert [e.at for e in log] == [1000.0, 1001.0, 1004.0, 1005.5]
+    assert [e.unit for e in log] == [
+        "2024-01-01..2024-01-07",
+        "2024-01-08..2024-01-14",
+        "2024-01-15..2024-01-21",
+        "2024-01-22..2024-01-28",
+    ]
+    assert [e.due for e in log] == [1005.0, 1006.0, 1009.0, 1010.5]
+
+
+def test_polled_batches_are_in_flight_until_complete(api: ExactTargetApi) -> None:
+    ids = [submit(api) for _ in range(3)]
+    assert api.jobs_in_flight == 3
+    for _ in range(api.inquiries_until_complete):
+        status_of(api, ids[0])
+    assert api.jobs_in_flight == 2
+    submit(api)
+    assert api.max_in_flight == 3
+    entries = api.submission_log
+    assert entries[0].finished is not None
+    assert [e.finished for e in entries[1:]] == [None, None, None]
+
+
+def test_the_job_limit_answers_an_in_band_error(timed: ExactTargetApi, clock: Clock) -> None:
+    timed.jobs.configure(limit=2)
+    ids = [submit(timed), submit(timed)]
+    status, root, _ = call(timed, submit_xml("1/8/2024", "1/14/2024"))
+    assert status == 200
+    assert root.find("system/tracking/batchID") is None
+    code, description = error_of(root)
+    assert code == "7"
+    assert description is not None
+    assert "Too many batch requests in progress: 2 batches" in description
+    assert root.find("system/tracking/error") is not None  # under the called system, as ever
+    assert timed.rejected_submissions == 1
+    assert timed.submissions == 2
+    assert [e.job_id for e in timed.submission_log] == ids
+    clock.now = 1005.0  # both due: room again, without anyone polling
+    assert submit(timed) == str(FIRST_BATCH_ID + 2)  # the refused call took no id
+    assert timed.max_in_flight == 2
+
+
+def test_the_next_n_results_expire(api: ExactTargetApi) -> None:
+    api.faults.expire_results = 1
+    expired_id, root = complete(api)
+    name = root.findtext(".//filename")
+    assert root.findtext(".//status") == "Complete"
+    assert name
+    assert not (api.results_dir / name).exists()
+    assert api.faults.expire_results == 0
+    again_id, root = complete(api)  # the same window, submitted again
+    assert (api.results_dir / str(root.findtext(".//filename"))).is_file()
+    assert [(e.job_id, e.expired) for e in api.submission_log] == [
+        (expired_id, True),
+        (again_id, False),
+    ]
+    assert status_of(api, expired_id) == "Complete"  # an inquiry still names the lost file

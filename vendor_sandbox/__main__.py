@@ -6,7 +6,13 @@ deliver), the SFTP known_hosts file and the FTPS CA certificate into the folder,
 interrupted. `ready` in the folder tells scripts the servers are up.
 
 `--vendors` picks the vendors the config and the ground truth cover (default: all of them);
-Acoustic runs in BEX mode, its files already in the SFTP folder `/download`.
+Acoustic runs in BEX mode, its files already in the SFTP folder `/download`, unless
+`--acoustic-mode raw_recipient_data`.
+
+Export jobs finish after a few status polls unless `--exacttarget-job-seconds` /
+`--acoustic-job-seconds` give `QUEUED,RUNNING` seconds, each `N` or `MIN-MAX` (say `2,20-40`;
+each job draws its own from `--seed`); `--exacttarget-job-limit` / `--acoustic-job-limit` refuse
+submissions while that many jobs are in flight, with the vendor's own error.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from pathlib import Path
 
 from vendor_sandbox.acoustic.data import AcousticDataset, AcousticDataSpec
 from vendor_sandbox.exacttarget.data import ExactTargetDataset, ExactTargetDataSpec
+from vendor_sandbox.jobs import JobSettings
 from vendor_sandbox.sandbox import DEMO_PORTS, VENDORS, Sandbox, SandboxPorts
 
 
@@ -31,6 +38,42 @@ def _vendors(raw: str) -> tuple[str, ...]:
             f"expected a comma-separated list of {', '.join(VENDORS)}; got {raw!r}"
         )
     return chosen
+
+
+def _job_seconds(raw: str) -> str:
+    try:
+        JobSettings.from_text(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return raw
+
+
+def _positive(raw: str) -> int:
+    if not raw.isdigit() or int(raw) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of jobs >= 1; got {raw!r}")
+    return int(raw)
+
+
+def _jobs(seconds: str | None, limit: int | None, seed: int) -> JobSettings | None:
+    if seconds is None:
+        return None if limit is None else JobSettings(seed=seed, limit=limit)
+    return JobSettings.from_text(seconds, seed=seed, limit=limit)
+
+
+def _add_job_options(serve: argparse.ArgumentParser) -> None:
+    for vendor in ("exacttarget", "acoustic"):
+        serve.add_argument(
+            f"--{vendor}-job-seconds",
+            type=_job_seconds,
+            metavar="QUEUED,RUNNING",
+            help="seconds a job is queued, then running; each N or MIN-MAX (e.g. 2,20-40)",
+        )
+        serve.add_argument(
+            f"--{vendor}-job-limit",
+            type=_positive,
+            metavar="N",
+            help="refuse submissions while N jobs are in flight (default: no limit)",
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument("--seed", type=int, default=1)
     serve.add_argument("--protocol", choices=["sftp", "ftp", "ftps"], default="sftp")
+    serve.add_argument("--acoustic-mode", choices=["bex", "raw_recipient_data"], default="bex")
+    _add_job_options(serve)
     serve.add_argument(
         "--free-ports", action="store_true", help="bind free ports instead of the demo's fixed ones"
     )
@@ -81,17 +126,27 @@ def main(argv: list[str] | None = None) -> int:
         exacttarget=spec,
         acoustic=acoustic,
         ports=SandboxPorts() if args.free_ports else DEMO_PORTS,
+        exacttarget_jobs=_jobs(args.exacttarget_job_seconds, args.exacttarget_job_limit, args.seed),
+        acoustic_jobs=_jobs(args.acoustic_job_seconds, args.acoustic_job_limit, args.seed),
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     with sandbox:
         (root / "tap-config.json").write_text(
-            json.dumps(sandbox.tap_config(args.protocol, vendors=args.vendors), indent=2),
+            json.dumps(
+                sandbox.tap_config(
+                    args.protocol, vendors=args.vendors, acoustic_mode=args.acoustic_mode
+                ),
+                indent=2,
+            ),
             encoding="utf-8",
         )
         (root / "ground-truth.json").write_text(
-            json.dumps(sandbox.ground_truth_counts(vendors=args.vendors), indent=2),
+            json.dumps(
+                sandbox.ground_truth_counts(vendors=args.vendors, acoustic_mode=args.acoustic_mode),
+                indent=2,
+            ),
             encoding="utf-8",
         )
         (root / "ready").write_text(sandbox.http.url, encoding="utf-8")

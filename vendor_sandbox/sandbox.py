@@ -8,16 +8,22 @@ Vendors: ExactTarget (XML API at `/exacttarget/integrate.aspx`, result files in 
 root) and Acoustic Campaign (OAuth, BEX REST and XML API under `/acoustic/`, files in the SFTP
 folder `/download`, SFTP login also as `oauth` + access token). `tap_config()` includes a vendor's
 settings only when `vendors` names it (default: ExactTarget only).
+
+Export jobs (ExactTarget batches, Acoustic Raw Recipient Data Exports) finish after a few status
+polls unless `exacttarget_jobs` / `acoustic_jobs` give durations in seconds; both vendors read
+one clock, so their submission logs can be compared.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Any
+
+from typing_extensions import Self
 
 from vendor_sandbox.acoustic.api import AcousticApi
 from vendor_sandbox.acoustic.data import (
@@ -30,6 +36,8 @@ from vendor_sandbox.acoustic.data import (
 from vendor_sandbox.exacttarget.api import ExactTargetApi
 from vendor_sandbox.exacttarget.data import KINDS as EXACTTARGET_KINDS
 from vendor_sandbox.exacttarget.data import ExactTargetDataset, ExactTargetDataSpec
+from vendor_sandbox.jobs import JobSettings
+from vendor_sandbox.servers.base import Lifecycle
 from vendor_sandbox.servers.faults import DownloadFaults
 from vendor_sandbox.servers.ftp import FtpServer
 from vendor_sandbox.servers.http import HttpServer
@@ -103,7 +111,7 @@ class _Router:
         return [b"no such sandbox endpoint"]
 
 
-class Sandbox:
+class Sandbox(Lifecycle):
     """Start and stop every sandbox server; hand out tap configs and ground truth."""
 
     SEND_LOOKBACK_DAYS = 14
@@ -122,13 +130,17 @@ class Sandbox:
         acoustic_bex: AcousticBexSetup | None = DEFAULT_ACOUSTIC_BEX,
         acoustic_files_until: datetime | None = None,
         rrde_polls_until_complete: int = 3,
+        exacttarget_jobs: JobSettings | None = None,
+        acoustic_jobs: JobSettings | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Build every server (nothing listens before `start`).
 
         Acoustic (unless `acoustic` is None): with `acoustic_bex` the org has that BEX definition
         and its files up to `acoustic_files_until` (default: the end of the data) are in
         `/download` at once; creating or updating a definition through the API rotates up to
-        the same time.
+        the same time. `exacttarget_jobs` / `acoustic_jobs`: job durations and limits (default:
+        done after `inquiries_until_complete` / `rrde_polls_until_complete` polls, no limit).
         """
         self.root = root
         self.files_root = root / "files"
@@ -145,6 +157,8 @@ class Sandbox:
             username=creds.et_username,
             password=creds.et_password,
             inquiries_until_complete=inquiries_until_complete,
+            jobs=exacttarget_jobs,
+            clock=clock,
         )
         router = _Router()
         router.routes.append(("/exacttarget/", self.et_api))
@@ -166,6 +180,8 @@ class Sandbox:
                 prefix=ACOUSTIC_PREFIX,
                 polls_until_complete=rrde_polls_until_complete,
                 auto_rotate_until=until,
+                jobs=acoustic_jobs,
+                clock=clock,
             )
             if acoustic_bex is not None:
                 self.acoustic_api.create_definition(self._acoustic_definition(acoustic_bex))
@@ -198,10 +214,14 @@ class Sandbox:
         )
         self.known_hosts = root / "known_hosts"
 
-    def start(self) -> Sandbox:
-        """Start every server (HTTP, SFTP, FTP, FTPS)."""
-        for server in (self.http, self.sftp, self.ftp, self.ftps):
-            server.start()
+    def start(self) -> Self:
+        """Start every server (HTTP, SFTP, FTP, FTPS); if one fails, stop those started."""
+        try:
+            for server in (self.http, self.sftp, self.ftp, self.ftps):
+                server.start()
+        except BaseException:
+            self.stop()
+            raise
         self.sftp.write_known_hosts(self.known_hosts)
         return self
 
@@ -209,17 +229,6 @@ class Sandbox:
         """Stop every server, closing client connections."""
         for server in (self.ftps, self.ftp, self.sftp, self.http):
             server.stop()
-
-    def __enter__(self) -> Sandbox:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- configs and truth ----------------------------------------------------------------------
 
@@ -296,18 +305,18 @@ class Sandbox:
         """Every record a full sync must deliver, in the sandbox's raw vocabulary."""
         return self.et_dataset.truth(**self.exacttarget_ranges())
 
-    def ground_truth_counts(self, vendors: Iterable[str] = ("exacttarget",)) -> dict[str, int]:
-        """Rows per tap stream a full sync (of `tap_config(vendors=...)`) must deliver.
-
-        Acoustic counts the rows of the BEX files in `/download` now (the default mode).
-        """
+    def ground_truth_counts(
+        self, vendors: Iterable[str] = ("exacttarget",), *, acoustic_mode: str = "bex"
+    ) -> dict[str, int]:
+        """Rows per tap stream a full sync (of `tap_config(vendors=..., acoustic_mode=...)`) must
+        deliver; Acoustic in BEX mode counts the rows of the files in `/download` now."""
         chosen = self._vendors(vendors)
         out: dict[str, int] = {}
         if "exacttarget" in chosen:
             counts = self.et_dataset.counts(**self.exacttarget_ranges())
             out.update({f"exacttarget_{kind}": counts[kind] for kind in EXACTTARGET_KINDS})
         if "acoustic" in chosen:
-            out["acoustic_email_events"] = len(self.acoustic_truth("bex"))
+            out["acoustic_email_events"] = len(self.acoustic_truth(acoustic_mode))
         return out
 
     # -- Acoustic -------------------------------------------------------------------------------

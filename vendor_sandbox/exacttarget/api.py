@@ -10,13 +10,18 @@ Speaks the two calls the tap uses, exactly as ``docs/exacttarget.md`` describes 
   (``inquiries_until_complete``) ``Complete``; at that moment the result ZIP is written into
   ``files_root / results_folder`` (where the sandbox's FTP/SFTP servers serve it) and every later
   inquiry answers ``Complete`` with the same file name.  Batches live in this object, so a tap
-  process that crashes and restarts can resume polling the same batch id.
+  process that crashes and restarts can resume polling the same batch id.  With durations in
+  ``jobs`` (:class:`~vendor_sandbox.jobs.JobSettings`) a batch is ``Scheduled``, ``Processing``
+  and ``Complete`` by the api's clock instead, measured from its submission.
 
 Requests are form-encoded ``qf=xml&xml=<document>`` (POST, or GET for completeness) to any path
 ending in ``integrate.aspx``.  Errors are in-band (HTTP 200) under the element named after the
 called system: ``<tracking><error>3</error><error_description>..</error_description></tracking>``
 with the sandbox's codes: 2 bad login, 3 range too long, 4 bad date, 5 unknown batch,
-6 unsupported request.  Faults (:class:`ExactTargetFaults`) make it misbehave on request.
+6 unsupported request, 7 too many batches in progress (a submission while ``jobs.limit``
+batches are scheduled or processing; [I] the docs name no such limit or code, so the sandbox
+answers it in the same in-band shape).  Faults (:class:`ExactTargetFaults`) make it misbehave
+on request.
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 import xml.etree.ElementTree as ET
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -36,6 +42,7 @@ from xml.sax.saxutils import escape
 from werkzeug.wrappers import Request, Response
 
 from vendor_sandbox.exacttarget.data import ExactTargetDataset
+from vendor_sandbox.jobs import DONE, QUEUED, JobBoard, JobLimitError, JobSettings, Submission
 from vendor_sandbox.servers.http import echo_page, redirect_answer
 
 if TYPE_CHECKING:
@@ -68,6 +75,9 @@ class ExactTargetFaults:
     echo_password_error: bool = False  # every call: in-band error quoting the password
     announce_name: str | None = None  # a complete batch announces this file name instead
     delete_result: bool = False  # a complete batch's file is gone from the file site (expired)
+    # The next N batches to complete have their ZIP removed from the file site at once, as if it
+    # expired (their inquiries still answer Complete with its name); later batches keep theirs.
+    expire_results: int = 0
     # Next responses use these statuses (FIFO): 500 -> plain 500 page; 503; 429 -> with
     # Retry-After: 0.
     http_errors: list[int] = field(default_factory=list)
@@ -100,7 +110,10 @@ class ExactTargetApi:
     Counters: ``submissions`` (accepted BulkAsync calls), ``inquiries`` (answered inquiries of
     known batches), ``requests`` (every authenticated call, in order, as
     ``{"system", "action", "daterange", "jobdaterange", "batch_id"}`` with ranges as
-    ``(date, date)`` or None), ``files`` (paths of the ZIPs written).
+    ``(date, date)`` or None), ``files`` (paths of the ZIPs written).  The job board ``jobs``
+    (its settings: durations and limit) gives ``submission_log`` (time, batch id, activity range
+    as ``YYYY-MM-DD..YYYY-MM-DD``, when it finished), ``max_in_flight``, ``jobs_in_flight`` and
+    ``rejected_submissions`` (refused by the limit).
     """
 
     def __init__(
@@ -113,6 +126,8 @@ class ExactTargetApi:
         results_folder: str = "/",
         inquiries_until_complete: int = 2,
         max_days: int = 7,
+        jobs: JobSettings | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.dataset = dataset
         self.files_root = Path(files_root)
@@ -122,6 +137,7 @@ class ExactTargetApi:
         self.inquiries_until_complete = max(inquiries_until_complete, 1)
         self.max_days = max_days
         self.faults = ExactTargetFaults()
+        self.jobs = JobBoard(clock, jobs)
         self.submissions = 0
         self.inquiries = 0
         self.requests: list[dict[str, Any]] = []
@@ -143,6 +159,26 @@ class ExactTargetApi:
         self.dataset.write_export(path, activity=activity, sends=sends, member_name="tracking.xml")
         self._prebuilt[(activity, sends)] = path
         return path
+
+    @property
+    def submission_log(self) -> list[Submission]:
+        """Every accepted batch, oldest first (see :class:`~vendor_sandbox.jobs.Submission`)."""
+        return self.jobs.log
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most batches scheduled or processing at once."""
+        return self.jobs.max_in_flight
+
+    @property
+    def jobs_in_flight(self) -> int:
+        """Batches scheduled or processing now."""
+        return self.jobs.in_flight()
+
+    @property
+    def rejected_submissions(self) -> int:
+        """Submissions refused because ``jobs.limit`` batches were in flight."""
+        return self.jobs.rejected
 
     @property
     def results_dir(self) -> Path:
@@ -238,6 +274,14 @@ class ExactTargetApi:
         sends = _range(system.find("jobdaterange"), "jobdaterange") or activity
         record["jobdaterange"] = sends
         batch_id = str(self._next_batch_id)
+        try:
+            self.jobs.submit(batch_id, f"{activity[0].isoformat()}..{activity[1].isoformat()}")
+        except JobLimitError as exc:
+            raise _ApiError(
+                7,
+                f"Too many batch requests in progress: {exc.limit} batches are scheduled or "
+                "processing; submit again when one completes",
+            ) from None
         self._next_batch_id += 1
         self._batches[batch_id] = _Batch(batch_id, activity, sends)
         self.submissions += 1
@@ -260,15 +304,20 @@ class ExactTargetApi:
             status = "Complete"
         elif faults.batch_error:
             status = "Error"
+            self.jobs.finish(batch_id)
         elif faults.never_completes:
             status = "Processing"
         elif faults.unknown_status:
             status = "Pending Review"
-        elif batch.inquiries >= self.inquiries_until_complete:
-            batch.filename = self._write_result(batch)
-            status = "Complete"
         else:
-            status = "Scheduled" if batch.inquiries == 1 else "Processing"
+            stage = self.jobs.stage(
+                batch_id, polls=batch.inquiries, polls_until_done=self.inquiries_until_complete
+            )
+            if stage == DONE:
+                self._complete(batch)
+                status = "Complete"
+            else:
+                status = "Scheduled" if stage == QUEUED else "Processing"
         announced = batch.filename and (faults.announce_name or batch.filename)
         if batch.filename and faults.delete_result:
             (self.results_dir / batch.filename).unlink(missing_ok=True)
@@ -276,6 +325,15 @@ class ExactTargetApi:
         return _xml(
             f"<Batch><batchid>{batch_id}</batchid><status>{status}</status>{filename}</Batch>"
         )
+
+    def _complete(self, batch: _Batch) -> None:
+        """Write the batch's ZIP (and remove it again when ``expire_results`` says so)."""
+        batch.filename = self._write_result(batch)
+        self.jobs.finish(batch.batch_id)
+        if self.faults.expire_results > 0:
+            self.faults.expire_results -= 1
+            (self.results_dir / batch.filename).unlink()
+            self.jobs.expire(batch.batch_id)
 
     def _write_result(self, batch: _Batch) -> str:
         n = len(self.files)

@@ -17,7 +17,6 @@ import struct
 import tempfile
 import threading
 from pathlib import Path
-from types import TracebackType
 from typing import Any, cast
 
 from cryptography import x509
@@ -32,6 +31,7 @@ from pyftpdlib.handlers import DTPHandler, FTPHandler, TLS_DTPHandler, TLS_FTPHa
 from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.servers import FTPServer
 
+from vendor_sandbox.servers.base import ThreadedServer
 from vendor_sandbox.servers.faults import DownloadFaults
 
 _log = logging.getLogger("pyftpdlib")
@@ -41,7 +41,6 @@ if not any(isinstance(h, logging.NullHandler) for h in _log.handlers):
 _log.propagate = False
 
 _POLL_SECONDS = 0.05
-_JOIN_TIMEOUT = 10.0
 
 
 def make_self_signed_cert(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
@@ -181,8 +180,10 @@ class _HostileListingFS(AbstractedFS):  # type: ignore[misc]  # pyftpdlib is unt
             )
 
 
-class FtpServer:
+class FtpServer(ThreadedServer):
     """FTP (or explicit FTPS with `tls=True`) on `host:port` serving `root` read-only."""
+
+    kind = "ftp"
 
     def __init__(
         self,
@@ -196,19 +197,16 @@ class FtpServer:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        super().__init__(host=host, port=port)
         self.root = Path(root)
         self.username = username
         self._password = password
         self.tls = tls
         self.faults = faults
-        self.host = host
-        self.port = port
-        self._requested_port = port
         self._cert_dir = Path(cert_dir) if cert_dir is not None else None
         self._own_cert_dir: Path | None = None
         self.ca_file: Path | None = None
         self._server: Any = None
-        self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
 
     def __repr__(self) -> str:
@@ -249,19 +247,11 @@ class FtpServer:
         )
         return type("SandboxFTPSHandler", (_CountingControl, TLS_FTPHandler), attrs)
 
-    def start(self) -> FtpServer:
-        """Bind and serve in a daemon thread; returns self once the port is bound."""
-        if self._thread is not None:
-            return self
+    def _bind(self) -> None:
         handler = self._handler_class()
         self._server = FTPServer((self.host, self._requested_port), handler, ioloop=IOLoop())
         self.port = int(self._server.address[1])
         self._stopping.clear()
-        self._thread = threading.Thread(
-            target=self._serve, name=f"sandbox-ftp-{self.port}", daemon=True
-        )
-        self._thread.start()
-        return self
 
     def _serve(self) -> None:
         server = self._server
@@ -271,25 +261,11 @@ class FtpServer:
         finally:
             server.close_all()  # clients get EOF instead of hanging
 
-    def stop(self) -> None:
-        """Close every connection, stop listening and end the thread."""
-        if self._thread is None:
-            return
+    def _shutdown(self) -> None:
         self._stopping.set()
-        self._thread.join(_JOIN_TIMEOUT)
-        self._thread = None
+
+    def _cleanup(self) -> None:
         self._server = None
         if self._own_cert_dir is not None:
             shutil.rmtree(self._own_cert_dir, ignore_errors=True)
             self._own_cert_dir = None
-
-    def __enter__(self) -> FtpServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -6,20 +6,20 @@ proxy's HTML page that echoes the request (`echo_page`), as WAFs and maintenance
 
 from __future__ import annotations
 
-import threading
+import errno
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from vendor_sandbox.servers.base import ThreadedServer
+
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
 _POLL_SECONDS = 0.05
-_JOIN_TIMEOUT = 10.0
 
 
 class _QuietRequestHandler(WSGIRequestHandler):
@@ -47,12 +47,14 @@ def echo_page(request: Request, *, status: int = 200) -> Response:
     return Response(page, status=status, content_type="text/html; charset=utf-8")
 
 
-class HttpServer:
+class HttpServer(ThreadedServer):
     """Serve `app` on `host:port` (port 0 picks a free one) with one thread per request.
 
     With `tls_dir` it serves https with a self-signed certificate for the host, written there as
     `cert.pem` (`ca_file`: clients trust it through `REQUESTS_CA_BUNDLE`).
     """
+
+    kind = "http"
 
     def __init__(
         self,
@@ -62,14 +64,11 @@ class HttpServer:
         port: int = 0,
         tls_dir: Path | None = None,
     ) -> None:
+        super().__init__(host=host, port=port)
         self.app = app
-        self.host = host
-        self.port = port
         self.tls_dir = tls_dir
         self.ca_file: Path | None = None
-        self._requested_port = port
         self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
         return f"HttpServer({self.url})"
@@ -80,10 +79,7 @@ class HttpServer:
         scheme = "http" if self.tls_dir is None else "https"
         return f"{scheme}://{self.host}:{self.port}"
 
-    def start(self) -> HttpServer:
-        """Bind and serve in a daemon thread; returns self once the port is bound."""
-        if self._server is not None:
-            return self
+    def _bind(self) -> None:
         ssl_context: tuple[str, str] | None = None
         if self.tls_dir is not None:
             from vendor_sandbox.servers.ftp import make_self_signed_cert  # noqa: PLC0415
@@ -92,43 +88,29 @@ class HttpServer:
             cert, key = make_self_signed_cert(self.tls_dir, self.host)
             self.ca_file = cert
             ssl_context = (str(cert), str(key))
-        server = make_server(
-            self.host,
-            self._requested_port,
-            self.app,
-            threaded=True,
-            request_handler=_QuietRequestHandler,
-            ssl_context=ssl_context,
-        )
-        self._server = server
-        self.port = server.server_port
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": _POLL_SECONDS},
-            name=f"sandbox-http-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
+        try:
+            self._server = make_server(
+                self.host,
+                self._requested_port,
+                self.app,
+                threaded=True,
+                request_handler=_QuietRequestHandler,
+                ssl_context=ssl_context,
+            )
+        except SystemExit:  # werkzeug exits the process when the port is taken
+            port = f"{self.host}:{self._requested_port}"
+            raise OSError(errno.EADDRINUSE, f"cannot listen on {port}: in use") from None
+        self.port = self._server.server_port
 
-    def stop(self) -> None:
-        """Stop accepting, wait for the serving loop to end and close the socket."""
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join(_JOIN_TIMEOUT)
-        self._server = self._thread = None
+    def _serve(self) -> None:
+        if self._server is not None:
+            self._server.serve_forever(poll_interval=_POLL_SECONDS)
 
-    def __enter__(self) -> HttpServer:
-        return self.start()
+    def _shutdown(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _cleanup(self) -> None:
+        if self._server is not None:
+            self._server.server_close()
+        self._server = None

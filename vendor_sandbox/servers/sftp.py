@@ -17,14 +17,13 @@ import hmac
 import logging
 import posixpath
 import stat
-import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import asyncssh
 
+from vendor_sandbox.servers.base import ThreadedServer
 from vendor_sandbox.servers.faults import DownloadFaults
 
 _START_TIMEOUT = 10.0
@@ -145,8 +144,10 @@ class _SandboxSsh(asyncssh.SSHServer):
         return check is not None and bool(check(username, password))
 
 
-class SftpServer:
+class SftpServer(ThreadedServer):
     """SFTP on `host:port` (port 0 picks a free one) serving `root` to one user."""
+
+    kind = "sftp"
 
     def __init__(
         self,
@@ -160,17 +161,14 @@ class SftpServer:
         password_check: PasswordCheck | None = None,
         on_access: AccessHook | None = None,
     ) -> None:
+        super().__init__(host=host, port=port)
         self.root = Path(root)
         self.username = username
         self._password = password
         self.faults = faults
         self.password_check = password_check
         self.on_access = on_access
-        self.host = host
-        self.port = port
-        self._requested_port = port
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
         self._acceptor: asyncssh.SSHAcceptor | None = None
         self._connections: set[asyncssh.SSHServerConnection] = set()
         self._host_key: asyncssh.SSHKey | None = None
@@ -180,25 +178,19 @@ class SftpServer:
 
     # --- lifecycle
 
-    def start(self) -> SftpServer:
-        """Listen and serve in a daemon thread; returns self once the port is bound."""
-        if self._loop is not None:
-            return self
+    def _bind(self) -> None:
         quiet = logging.getLogger("asyncssh")
         if quiet.level == logging.NOTSET:
             quiet.setLevel(logging.WARNING)
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(
-            target=loop.run_forever, name=f"sandbox-sftp-{self._requested_port}", daemon=True
-        )
-        thread.start()
-        self._loop, self._thread = loop, thread
-        try:
-            asyncio.run_coroutine_threadsafe(self._listen(), loop).result(_START_TIMEOUT)
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        self._loop = asyncio.new_event_loop()
+
+    def _serve(self) -> None:
+        if self._loop is not None:
+            self._loop.run_forever()
+
+    def _wait_listening(self) -> None:
+        if self._loop is not None:
+            asyncio.run_coroutine_threadsafe(self._listen(), self._loop).result(_START_TIMEOUT)
 
     async def _listen(self) -> None:
         self._host_key = asyncssh.generate_private_key("ssh-ed25519")
@@ -218,7 +210,7 @@ class SftpServer:
         )
         self.port = self._acceptor.get_port()
 
-    async def _shutdown(self) -> None:
+    async def _close_connections(self) -> None:
         if self._acceptor is not None:
             self._acceptor.close()
         # A client left connected to a stopped loop hangs on its next call: cut it loose.
@@ -235,30 +227,21 @@ class SftpServer:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
 
-    def stop(self) -> None:
-        """Close every client connection, stop listening and end the thread."""
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
+    def _shutdown(self) -> None:
+        loop = self._loop
+        if loop is None:
             return
         try:
             if loop.is_running():
-                asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(_START_TIMEOUT)
+                future = asyncio.run_coroutine_threadsafe(self._close_connections(), loop)
+                future.result(_START_TIMEOUT)
         finally:
             loop.call_soon_threadsafe(loop.stop)
-            thread.join(_START_TIMEOUT)
-            loop.close()
-            self._loop = self._thread = None
 
-    def __enter__(self) -> SftpServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _cleanup(self) -> None:
+        if self._loop is not None:
+            self._loop.close()
+        self._loop = None
 
     # --- host key for clients
 
