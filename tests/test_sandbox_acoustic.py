@@ -381,8 +381,10 @@ print(json.dumps({"bex": bex.rows, "bex_s": t1 - t0, "rrde": rrde, "rrde_s": t2 
     result = json.loads(done.stdout)
     assert 390_000 <= result["bex"] <= 410_000
     assert result["rrde"] == result["bex"]
-    assert result["bex"] / result["bex_s"] > 100_000, result  # ~400k rows/s on a laptop
-    assert result["rrde"] / result["rrde_s"] > 60_000, result  # ~220k rows/s
+    # Floors an order of magnitude under the usual ~400k (BEX) and ~220k (RRDE) rows/s, so a
+    # busy 2-core machine passes; the figures themselves are measured by the benchmarks.
+    assert result["bex"] / result["bex_s"] > 40_000, result
+    assert result["rrde"] / result["rrde_s"] > 25_000, result
     assert result["grew_kb"] < 50 * 1024, result
 
     small = AcousticDataset.sized(20_000)

@@ -350,7 +350,8 @@ print(json.dumps({"events": sum(counts[k] for k in EVENT_KINDS), "elapsed": elap
     )
     result = json.loads(done.stdout)
     assert 270_000 <= result["events"] <= 330_000
-    assert result["elapsed"] < 6.0, result  # ~1 s on a laptop (>= 300k events/s)
+    # ~1 s on a laptop; the floor leaves room for a busy 2-core machine (benchmarks measure it).
+    assert result["elapsed"] < 15.0, result
     assert result["grew_kb"] < 50 * 1024, result
     with zipfile.ZipFile(target) as zf:
         assert zf.testzip() is None
