@@ -51,6 +51,11 @@ class SourceSlot(Generic[SourceT]):
         """A stream of this vendor exists (the source may ask it about its progress)."""
         self.streams.append(stream)
 
+    @property
+    def built(self) -> bool:
+        """A stream has asked for the source in this sync."""
+        return self._source is not None
+
     def get(self) -> SourceT:
         """The source, built the first time a stream needs it."""
         if self._source is None:
