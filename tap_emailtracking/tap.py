@@ -1,6 +1,7 @@
 """The tap: settings, which vendors are enabled, and their streams.
 
-A vendor contributes streams only when its settings object is present. Secrets are registered for
+Vendors come from `vendors/registry.py`; the tap knows each only through its `VendorSpec`. A
+vendor contributes streams only when its settings object is present. Secrets are registered for
 log redaction before the SDK validates the config, because validation errors quote values. Every
 setting of every enabled vendor is checked when the tap is built for a sync, before any stream
 runs; how the run then ends (signals, errors, exit codes) is `cli`'s job.
@@ -178,14 +179,14 @@ class TapEmailTracking(Tap):
         read.writable_folder("temp_dir")
         Limits.from_config(self.config)
         if not self.enabled_vendors():
-            keys = " or ".join(vendor.key for vendor in VENDORS)
+            keys = ", ".join(vendor.key for vendor in VENDORS)
             raise ConfigurationError(
                 "no vendor is configured",
                 vendor=TAP,
-                action=f"add an {keys} settings object",
+                action=f"add the settings object of one of: {keys}",
             )
         for vendor in self.enabled_vendors():
-            self._vendor_settings[vendor.key] = vendor.read_settings(self.config[vendor.key])
+            self.settings_of(vendor)
 
     @classmethod
     def invoke(cls, **kwargs: Any) -> None:
