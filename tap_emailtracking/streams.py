@@ -24,9 +24,8 @@ from typing_extensions import override
 from tap_emailtracking.writer import StateFlushingWriter
 
 if TYPE_CHECKING:
+    from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
-
-    from tap_emailtracking.tap import TapEmailTracking
 
 
 @cache
@@ -41,15 +40,19 @@ def load_schema(package: ModuleType, name: str) -> dict[str, Any]:
     return schema
 
 
+def write_state_now(tap: Tap) -> None:
+    """Emit STATE now (skipped by the SDK when nothing changed)."""
+    tap.state_writer.write_state(tap.state)
+
+
 class ExportStream(Stream):
     """Base of every vendor stream: incremental by unit of work, records already schema-shaped."""
 
     # Parsers build records schema-shaped and JSON-ready: conformance would only cost time.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
-    def __init__(self, tap: TapEmailTracking, schema: dict[str, Any]) -> None:
+    def __init__(self, tap: Tap, schema: dict[str, Any]) -> None:
         super().__init__(tap, schema=schema)
-        self.owner = tap
         # Incremental by unit of work; the unit bookmark is kept by the vendor stream.
         self.forced_replication_method = "INCREMENTAL"
         # Decided on the first record: a writer, or False for the SDK's own pipeline.
@@ -63,7 +66,7 @@ class ExportStream(Stream):
     def commit(self, key: str, value: Any) -> None:
         """Move this stream's bookmark and emit STATE now (call after a unit's last record)."""
         self.stream_state[key] = value
-        self.owner.checkpoint()
+        write_state_now(self._tap)
 
     def pass_through_writer(self) -> StateFlushingWriter | None:
         """The writer to hand records to directly, or None when the SDK's pipeline must run.

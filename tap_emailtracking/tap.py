@@ -1,6 +1,7 @@
 """The tap: settings, which vendors are enabled, and their streams.
 
-A vendor contributes streams only when its settings object is present. Secrets are registered for
+Vendors come from `vendors/registry.py`; the tap knows each only through its `VendorSpec`. A
+vendor contributes streams only when its settings object is present. Secrets are registered for
 log redaction before the SDK validates the config, because validation errors quote values. Every
 setting of every enabled vendor is checked when the tap is built for a sync, before any stream
 runs; how the run then ends (signals, errors, exit codes) is `cli`'s job.
@@ -13,6 +14,7 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
@@ -30,16 +32,9 @@ from tap_emailtracking import cli, redaction
 from tap_emailtracking.checks import SettingsReader, warn_unknown_keys
 from tap_emailtracking.errors import ConfigurationError
 from tap_emailtracking.limits import LIMIT_PROPERTIES, Limits
-from tap_emailtracking.vendors.acoustic.export import AcousticExports
-from tap_emailtracking.vendors.acoustic.settings import CONFIG_SCHEMA_DICT as ACOUSTIC_SCHEMA
-from tap_emailtracking.vendors.acoustic.settings import DESCRIPTION as ACOUSTIC_DESCRIPTION
-from tap_emailtracking.vendors.acoustic.settings import AcousticSettings
-from tap_emailtracking.vendors.acoustic.streams import AcousticEmailEventsStream
-from tap_emailtracking.vendors.exacttarget.export import ExactTargetExports
-from tap_emailtracking.vendors.exacttarget.settings import CONFIG_SCHEMA as EXACTTARGET_SCHEMA
-from tap_emailtracking.vendors.exacttarget.settings import DESCRIPTION as EXACTTARGET_DESCRIPTION
-from tap_emailtracking.vendors.exacttarget.settings import ExactTargetSettings
-from tap_emailtracking.vendors.exacttarget.streams import STREAM_TYPES as EXACTTARGET_STREAMS
+from tap_emailtracking.streams import ExportStream, write_state_now
+from tap_emailtracking.vendors.registry import VENDORS
+from tap_emailtracking.vendors.spec import SyncContext, VendorSpec
 from tap_emailtracking.writer import StateFlushingWriter
 
 ENV_PREFIX = "TAP_EMAILTRACKING_"
@@ -91,7 +86,7 @@ class WholeMessageWriter(StateFlushingWriter):
 
 
 class TapEmailTracking(Tap):
-    """Complete email-tracking exports from ExactTarget and Acoustic (more vendors to come)."""
+    """Complete email-tracking exports from every vendor in `vendors/registry.py`."""
 
     name = "tap-emailtracking"
     message_writer_class = WholeMessageWriter
@@ -128,13 +123,12 @@ class TapEmailTracking(Tap):
             "folder). Needs room for one export's records per selected stream.",
         ),
         *LIMIT_PROPERTIES,
-        th.Property("exacttarget", EXACTTARGET_SCHEMA, description=EXACTTARGET_DESCRIPTION),
     ).to_dict()
-    # Added as a dict: its schema carries limits (maxItems) the typing helpers cannot express.
-    config_jsonschema["properties"]["acoustic"] = {
-        **ACOUSTIC_SCHEMA,
-        "description": ACOUSTIC_DESCRIPTION,
-    }
+    # Added as dicts: a vendor's schema may carry limits (maxItems) the typing helpers cannot
+    # express.
+    config_jsonschema["properties"].update(
+        {vendor.key: vendor.property_schema() for vendor in VENDORS}
+    )
 
     def __init__(self, *args: Any, config: Any = None, **kwargs: Any) -> None:
         raw = _raw_config(config)
@@ -144,11 +138,7 @@ class TapEmailTracking(Tap):
         # Before the SDK's validation: a misspelt required key is reported as missing there, and
         # its validator fails with a raw AttributeError on a vendor that is not an object.
         self.check_raw_settings(raw)
-        self._exacttarget: ExactTargetExports | None = None
-        self._acoustic: AcousticExports | None = None
-        self._exacttarget_settings: ExactTargetSettings | None = None
-        self._acoustic_settings: AcousticSettings | None = None
-        self._finished: set[str] = set()
+        self._vendor_settings: dict[str, Any] = {}
         super().__init__(*args, config=config, **kwargs)
         redaction.register_secrets(redaction.secrets_in_config(dict(self.config)))
         redaction.install_log_redaction()
@@ -188,16 +178,15 @@ class TapEmailTracking(Tap):
             )
         read.writable_folder("temp_dir")
         Limits.from_config(self.config)
-        if not (self.config.get("exacttarget") or self.config.get("acoustic")):
+        if not self.enabled_vendors():
+            keys = ", ".join(vendor.key for vendor in VENDORS)
             raise ConfigurationError(
                 "no vendor is configured",
                 vendor=TAP,
-                action="add an exacttarget or acoustic settings object",
+                action=f"add the settings object of one of: {keys}",
             )
-        if self.config.get("exacttarget"):
-            self._exacttarget_settings = ExactTargetSettings.from_config(self.config["exacttarget"])
-        if self.config.get("acoustic"):
-            self._acoustic_settings = AcousticSettings.from_config(self.config["acoustic"])
+        for vendor in self.enabled_vendors():
+            self.settings_of(vendor)
 
     @classmethod
     def invoke(cls, **kwargs: Any) -> None:
@@ -222,70 +211,39 @@ class TapEmailTracking(Tap):
     def _setup_signal_handlers(self) -> None:
         """Keep `cli`'s handlers: the SDK's would end an interrupted run with exit code 0."""
 
+    def enabled_vendors(self) -> list[VendorSpec[Any, Any]]:
+        """Vendors whose settings object is present."""
+        return [vendor for vendor in VENDORS if self.config.get(vendor.key)]
+
     def discover_streams(self) -> list[Stream]:
-        """Streams of every vendor whose settings are present."""
+        """Streams of every vendor whose settings are present; sources are built on first use."""
         streams: list[Stream] = []
-        if self.config.get("exacttarget"):
-            streams += [stream_type(self) for stream_type in EXACTTARGET_STREAMS]
-        if self.config.get("acoustic"):
-            streams.append(AcousticEmailEventsStream(self))
+        for vendor in self.enabled_vendors():
+            streams += vendor.discover(self, partial(self.settings_of, vendor), self.sync_context)
         return streams
+
+    def settings_of(self, vendor: VendorSpec[Any, Any]) -> Any:
+        """A vendor's typed settings (read once; already checked by `check_settings`)."""
+        if vendor.key not in self._vendor_settings:
+            self._vendor_settings[vendor.key] = vendor.read_settings(self.config[vendor.key])
+        return self._vendor_settings[vendor.key]
+
+    def sync_context(self, streams: Sequence[ExportStream]) -> SyncContext:
+        """What a vendor's source needs from this sync (its own streams among them)."""
+        end = self.config.get("end_date")
+        return SyncContext(
+            state=cast(dict[str, Any], self.state),
+            checkpoint=self.checkpoint,
+            start_date=_day(str(self.config["start_date"]), "start_date"),
+            end_date=None if end is None else _day(str(end), "end_date"),
+            temp_dir=self.config.get("temp_dir") or os.environ.get("TMPDIR"),
+            limits=Limits.from_config(self.config),
+            streams=streams,
+        )
 
     def checkpoint(self) -> None:
         """Emit STATE now (skipped by the SDK when nothing changed)."""
-        self.state_writer.write_state(self.state)
-
-    def _selected_pending(self, prefix: str) -> set[str]:
-        """Kinds of a vendor's selected streams that have not finished in this run."""
-        return {
-            name.removeprefix(prefix)
-            for name, stream in self.streams.items()
-            if name.startswith(prefix) and stream.selected and name not in self._finished
-        }
-
-    def exacttarget_exports(self) -> ExactTargetExports:
-        """The ExactTarget unit-of-work cache, created on first use."""
-        if self._exacttarget is None:
-            settings = self._exacttarget_settings or ExactTargetSettings.from_config(
-                self.config["exacttarget"]
-            )
-            end = self.config.get("end_date")
-            self._exacttarget = ExactTargetExports(
-                settings,
-                state=cast(dict[str, Any], self.state),
-                checkpoint=self.checkpoint,
-                start_date=_day(str(self.config["start_date"]), "start_date"),
-                end_date=None if end is None else _day(str(end), "end_date"),
-                pending_kinds=lambda: self._selected_pending("exacttarget_"),
-                bookmark_of=lambda kind: self._bookmark_of(f"exacttarget_{kind}"),
-                temp_dir=self.config.get("temp_dir") or os.environ.get("TMPDIR"),
-                limits=Limits.from_config(self.config),
-            )
-        return self._exacttarget
-
-    def acoustic_exports(self) -> AcousticExports:
-        """The Acoustic source (OAuth client, SFTP, job ledger), created on first use."""
-        if self._acoustic is None:
-            end = self.config.get("end_date")
-            self._acoustic = AcousticExports(
-                self._acoustic_settings or AcousticSettings.from_config(self.config["acoustic"]),
-                state=cast(dict[str, Any], self.state),
-                checkpoint=self.checkpoint,
-                start_date=_day(str(self.config["start_date"]), "start_date"),
-                end_date=None if end is None else _day(str(end), "end_date"),
-                temp_dir=self.config.get("temp_dir") or os.environ.get("TMPDIR"),
-                limits=Limits.from_config(self.config),
-            )
-        return self._acoustic
-
-    def _bookmark_of(self, stream_name: str) -> str | None:
-        stream = self.streams.get(stream_name)
-        bookmark = getattr(stream, "bookmark", None)
-        return bookmark() if callable(bookmark) else None
-
-    def stream_finished(self, stream_name: str) -> None:
-        """Remember that a stream is done, so no more spools are written for it."""
-        self._finished.add(stream_name)
+        write_state_now(self)
 
 
 if __name__ == "__main__":

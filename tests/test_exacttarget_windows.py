@@ -31,8 +31,7 @@ def exports(
         checkpoint=lambda: None,
         start_date=date(2024, 3, 1),
         end_date=end,
-        pending_kinds=set,
-        bookmark_of=lambda kind: None,
+        streams=(),
         now=lambda: now,
     )
 

@@ -23,7 +23,6 @@ import xmltodict
 from tap_emailtracking.errors import VendorError
 from tap_emailtracking.transports.http import (
     ApiCall,
-    HttpPolicy,
     VendorHttp,
     excerpt,
     expect_json,
@@ -88,10 +87,7 @@ class AcousticClient:
         self.settings = settings
         self.http = VendorHttp(
             vendor=VENDOR,
-            policy=HttpPolicy(
-                max_attempts=settings.max_attempts,
-                read_timeout_seconds=settings.request_timeout_seconds,
-            ),
+            policy=settings.http_policy(),
             sleep=sleep,
         )
         self.auth = RefreshTokenAuth(

@@ -28,7 +28,6 @@ from tap_emailtracking.jobs import (
     JobRunner,
     JobState,
     JobStatus,
-    PollPolicy,
     Submission,
 )
 from tap_emailtracking.limits import Limits
@@ -118,11 +117,7 @@ class AcousticExports:
         self.runner = JobRunner(
             vendor=VENDOR,
             ledger=self.ledger,
-            policy=PollPolicy(
-                interval_seconds=settings.poll_interval_seconds,
-                max_interval_seconds=settings.poll_max_interval_seconds,
-                deadline_seconds=settings.job_deadline_seconds,
-            ),
+            policy=settings.poll_policy(),
             sleep=sleep,
         )
         self.skipped_rows = 0

@@ -13,6 +13,13 @@ from typing import Any, Literal, cast
 from singer_sdk import typing as th
 
 from tap_emailtracking.checks import SettingsReader
+from tap_emailtracking.common_settings import (
+    JobSettings,
+    WindowSettings,
+    host_key_properties,
+    read_host_key,
+    values_of,
+)
 
 EVENT_TYPES = (
     "emailSend",
@@ -27,6 +34,19 @@ FREQUENCIES = (1, 2, 3, 4, 6, 8, 12, 24)
 FILE_FORMATS = ("CSV", "PSV", "TSV")
 MAX_CUSTOM_COLUMNS = 5
 DEFAULT_EXPORT_FILE_NAME = "Recipient Event Bulk Export_"
+DEFAULT_POD = "1"
+DEFAULT_MODE = "bex"
+EXPORT_MODES = ("bex", "raw_recipient_data")
+DEFAULT_FILE_FORMAT = "CSV"
+DEFAULT_FREQUENCY_HOURS = 24
+DEFAULT_SFTP_PORT = 22
+DEFAULT_SFTP_USERNAME = "oauth"
+DEFAULT_SFTP_FOLDER = "/download"
+DEFAULT_SETTLE_SECONDS = 10
+DEFAULT_MARKER_HISTORY_DAYS = 7
+BAD_ROW_CHOICES = ("fail", "skip")
+RRDE = "Raw recipient data. "
+WINDOW = WindowSettings(window_days=1, lookback_days=1, timezone="America/New_York")
 # Pod -> host suffix (XML API overview; pod B and pilot from client code).
 PODS = {
     "1": "us-1",
@@ -48,7 +68,9 @@ DESCRIPTION = (
 )
 
 CONFIG_SCHEMA = th.ObjectType(
-    th.Property("pod", th.StringType, default="1", description="Pod of the org (1-9, A, B)."),
+    th.Property(
+        "pod", th.StringType, default=DEFAULT_POD, description="Pod of the org (1-9, A, B)."
+    ),
     th.Property(
         "api_host",
         th.StringType,
@@ -68,8 +90,8 @@ CONFIG_SCHEMA = th.ObjectType(
     th.Property(
         "export_mode",
         th.StringType,
-        default="bex",
-        allowed_values=["bex", "raw_recipient_data"],
+        default=DEFAULT_MODE,
+        allowed_values=list(EXPORT_MODES),
         description="bex: read the Bulk Event Export files; raw_recipient_data: run "
         "RawRecipientDataExport jobs (orgs without BEX).",
     ),
@@ -114,14 +136,14 @@ CONFIG_SCHEMA = th.ObjectType(
     th.Property(
         "file_format",
         th.StringType,
-        default="CSV",
+        default=DEFAULT_FILE_FORMAT,
         allowed_values=list(FILE_FORMATS),
         description="BEX: CSV, PSV or TSV.",
     ),
     th.Property(
         "job_frequency_hours",
         th.IntegerType(allowed_values=list(FREQUENCIES)),
-        default=24,
+        default=DEFAULT_FREQUENCY_HOURS,
         description="BEX: hours between file rotations (1, 2, 3, 4, 6, 8, 12 or 24).",
     ),
     th.Property(
@@ -129,11 +151,11 @@ CONFIG_SCHEMA = th.ObjectType(
         th.StringType,
         description="SFTP host; default transfer-campaign-<pod>.goacoustic.com.",
     ),
-    th.Property("sftp_port", th.IntegerType, default=22, description="SFTP port."),
+    th.Property("sftp_port", th.IntegerType, default=DEFAULT_SFTP_PORT, description="SFTP port."),
     th.Property(
         "sftp_username",
         th.StringType,
-        default="oauth",
+        default=DEFAULT_SFTP_USERNAME,
         description="SFTP user; 'oauth' logs in with the current access token.",
     ),
     th.Property(
@@ -143,90 +165,40 @@ CONFIG_SCHEMA = th.ObjectType(
         description="SFTP password, when sftp_username is not 'oauth'.",
     ),
     th.Property(
-        "sftp_folder", th.StringType, default="/download", description="Folder of the exports."
-    ),
-    th.Property(
-        "sftp_known_hosts_file",
+        "sftp_folder",
         th.StringType,
-        description="known_hosts file used to check the SFTP server (default ~/.ssh/known_hosts).",
+        default=DEFAULT_SFTP_FOLDER,
+        description="Folder of the exports.",
     ),
-    th.Property(
-        "sftp_host_key_check",
-        th.BooleanType,
-        default=True,
-        description="Refuse SFTP servers whose key is not known. False only for a local sandbox.",
-    ),
+    *host_key_properties(),
     th.Property(
         "file_settle_seconds",
         th.NumberType,
-        default=10,
+        default=DEFAULT_SETTLE_SECONDS,
         description="BEX: a file is read only if its size and time do not change over this long "
         "(a file still being written is left for the next run).",
     ),
     th.Property(
         "marker_history_days",
         th.IntegerType,
-        default=7,
+        default=DEFAULT_MARKER_HISTORY_DAYS,
         description="BEX: how far back (by the time in the file name) files that arrive late "
         "are still noticed.",
     ),
     th.Property(
         "on_bad_row",
         th.StringType,
-        default="fail",
-        allowed_values=["fail", "skip"],
+        default=BAD_ROW_CHOICES[0],
+        allowed_values=list(BAD_ROW_CHOICES),
         description="A malformed row fails the sync naming file and line (fail), or is logged, "
         "counted and skipped (skip).",
     ),
-    th.Property(
-        "timezone",
-        th.StringType,
-        default="America/New_York",
-        description="IANA zone of times written without a zone (RRDE Event Timestamp).",
+    *WINDOW.window_properties(
+        window=f"{RRDE}Days of activity per export job.",
+        lookback=f"{RRDE}Days before the bookmark exported again on each run.",
+        timezone="IANA zone of times written without a zone (RRDE Event Timestamp).",
     ),
-    th.Property(
-        "window_days",
-        th.IntegerType,
-        default=1,
-        description="Raw recipient data: days of activity per export job.",
-    ),
-    th.Property(
-        "lookback_days",
-        th.IntegerType,
-        default=1,
-        description="Raw recipient data: days before the bookmark exported again on each run.",
-    ),
-    th.Property(
-        "poll_interval_seconds",
-        th.NumberType,
-        default=15,
-        description="Raw recipient data: first wait between job status checks; grows each poll.",
-    ),
-    th.Property(
-        "poll_max_interval_seconds",
-        th.NumberType,
-        default=120,
-        description="Raw recipient data: longest wait between job status checks.",
-    ),
-    th.Property(
-        "job_deadline_seconds",
-        th.NumberType,
-        default=21600,
-        description="Raw recipient data: how long one run waits for a job before failing (the "
-        "job id is kept in state and polled again by the next run).",
-    ),
-    th.Property(
-        "request_timeout_seconds",
-        th.NumberType,
-        default=300,
-        description="Read timeout of one API call or SFTP operation.",
-    ),
-    th.Property(
-        "max_attempts",
-        th.IntegerType,
-        default=6,
-        description="Attempts per API call or download before giving up on transient errors.",
-    ),
+    *JobSettings.job_properties(scope=RRDE),
 )
 
 
@@ -239,9 +211,9 @@ def _limit_custom_columns(schema: dict[str, Any]) -> dict[str, Any]:
 CONFIG_SCHEMA_DICT = _limit_custom_columns(CONFIG_SCHEMA.to_dict())
 
 
-@dataclass(frozen=True)
-class AcousticSettings:
-    """The vendor's settings, validated and typed."""
+@dataclass(frozen=True, kw_only=True)
+class AcousticSettings(JobSettings, WindowSettings):
+    """The vendor's settings, validated and typed (the shared ones inherited)."""
 
     api_host: str
     client_id: str
@@ -267,20 +239,12 @@ class AcousticSettings:
     file_settle_seconds: float
     marker_history_days: int
     on_bad_row: Literal["fail", "skip"]
-    timezone: str
-    window_days: int
-    lookback_days: int
-    poll_interval_seconds: float
-    poll_max_interval_seconds: float
-    job_deadline_seconds: float
-    request_timeout_seconds: float
-    max_attempts: int
 
     @classmethod
     def from_config(cls, raw: Mapping[str, Any]) -> AcousticSettings:
         """Fill defaults from the pod, and check every setting with a message naming it."""
         read = SettingsReader(raw, vendor="Acoustic", prefix="acoustic.")
-        pod = read.text("pod", "1").upper()
+        pod = read.text("pod", DEFAULT_POD).upper()
         suffix = PODS.get(pod)
         if suffix is None and not (read.present("api_host") and read.present("sftp_host")):
             raise read.bad(
@@ -288,7 +252,7 @@ class AcousticSettings:
                 f"{pod!r} is unknown",
                 "set acoustic.pod (1-9, A, B) or acoustic.api_host and acoustic.sftp_host",
             )
-        mode = read.choice("export_mode", "bex", ("bex", "raw_recipient_data"))
+        mode = read.choice("export_mode", DEFAULT_MODE, EXPORT_MODES)
         contact_source_id = read.optional_text("contact_source_id")
         if mode == "bex" and not contact_source_id:
             raise read.bad(
@@ -304,7 +268,7 @@ class AcousticSettings:
                 "is missing: manage_job_definition needs the org admin's login",
                 "set acoustic.ftp_user_id to the org admin's login email",
             )
-        username = read.text("sftp_username", "oauth", required=True)
+        username = read.text("sftp_username", DEFAULT_SFTP_USERNAME, required=True)
         password = read.optional_text("sftp_password")
         if username != "oauth" and not password:
             raise read.bad(
@@ -319,26 +283,18 @@ class AcousticSettings:
                 "must be at most 5 distinct names",
                 "remove columns from acoustic.custom_columns",
             )
-        frequency = read.integer("job_frequency_hours", 24, 1, 24)
+        frequency = read.integer("job_frequency_hours", DEFAULT_FREQUENCY_HOURS, 1, 24)
         if frequency not in FREQUENCIES:
             raise read.bad(
                 "job_frequency_hours",
                 f"is {frequency}",
                 f"set acoustic.job_frequency_hours to one of {', '.join(map(str, FREQUENCIES))}",
             )
-        check_host_key = read.boolean("sftp_host_key_check", True)
-        known_hosts = read.optional_text("sftp_known_hosts_file")
-        if check_host_key:
-            known_hosts = read.existing_file("sftp_known_hosts_file")
-        poll = read.seconds("poll_interval_seconds", 15)
-        poll_max = read.seconds("poll_max_interval_seconds", 120)
-        if poll_max < poll:
-            raise read.bad(
-                "poll_max_interval_seconds",
-                f"({poll_max:g}) is below poll_interval_seconds ({poll:g})",
-                "set acoustic.poll_max_interval_seconds to poll_interval_seconds or more",
-            )
+        check_host_key, known_hosts = read_host_key(read, sftp=True)
+        jobs = cls.read_jobs(read)
         return cls(
+            **values_of(jobs),
+            **values_of(WINDOW.read_window(read, max_window_days=None)),
             api_host=read.url("api_host", f"https://api-campaign-{suffix}.goacoustic.com").rstrip(
                 "/"
             ),
@@ -354,27 +310,24 @@ class AcousticSettings:
             custom_columns=custom,
             export_file_name=read.text("export_file_name", DEFAULT_EXPORT_FILE_NAME),
             file_format=read.choice(
-                "file_format", "CSV", (*FILE_FORMATS, *(f.lower() for f in FILE_FORMATS))
+                "file_format",
+                DEFAULT_FILE_FORMAT,
+                (*FILE_FORMATS, *(f.lower() for f in FILE_FORMATS)),
             ).upper(),
             job_frequency_hours=frequency,
             sftp_host=read.host("sftp_host", f"transfer-campaign-{suffix}.goacoustic.com"),
-            sftp_port=read.port("sftp_port", 22) or 22,
+            sftp_port=read.port("sftp_port", DEFAULT_SFTP_PORT) or DEFAULT_SFTP_PORT,
             sftp_username=username,
             sftp_password=password,
-            sftp_folder=read.text("sftp_folder", "/download", required=True),
+            sftp_folder=read.text("sftp_folder", DEFAULT_SFTP_FOLDER, required=True),
             sftp_known_hosts_file=known_hosts,
             sftp_host_key_check=check_host_key,
-            file_settle_seconds=read.seconds("file_settle_seconds", 10, zero=True),
-            marker_history_days=read.integer("marker_history_days", 7, 0),
-            on_bad_row=cast(
-                Literal["fail", "skip"], read.choice("on_bad_row", "fail", ("fail", "skip"))
+            file_settle_seconds=read.seconds(
+                "file_settle_seconds", DEFAULT_SETTLE_SECONDS, zero=True
             ),
-            timezone=read.timezone("timezone", "America/New_York"),
-            window_days=read.integer("window_days", 1, 1),
-            lookback_days=read.integer("lookback_days", 1, 0),
-            poll_interval_seconds=poll,
-            poll_max_interval_seconds=poll_max,
-            job_deadline_seconds=read.seconds("job_deadline_seconds", 21600),
-            request_timeout_seconds=read.seconds("request_timeout_seconds", 300),
-            max_attempts=read.integer("max_attempts", 6, 1),
+            marker_history_days=read.integer("marker_history_days", DEFAULT_MARKER_HISTORY_DAYS, 0),
+            on_bad_row=cast(
+                Literal["fail", "skip"],
+                read.choice("on_bad_row", BAD_ROW_CHOICES[0], BAD_ROW_CHOICES),
+            ),
         )

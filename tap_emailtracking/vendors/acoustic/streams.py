@@ -19,10 +19,11 @@ from tap_emailtracking.vendors.acoustic.bex import FileMarker
 from tap_emailtracking.windows import next_start
 
 if TYPE_CHECKING:
+    from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
 
-    from tap_emailtracking.tap import TapEmailTracking
     from tap_emailtracking.vendors.acoustic.export import AcousticExports
+    from tap_emailtracking.vendors.spec import SourceSlot
 
 FILE_BOOKMARK = "bex_files"
 WINDOW_BOOKMARK = "next_window_start"
@@ -34,13 +35,15 @@ class AcousticEmailEventsStream(ExportStream):
     name = "acoustic_email_events"
     primary_keys = ("event_id",)
 
-    def __init__(self, tap: TapEmailTracking) -> None:
+    def __init__(self, tap: Tap, source: SourceSlot[AcousticExports]) -> None:
         super().__init__(tap, load_schema(schemas, "email_events"))
+        self.source = source
+        source.join(self)
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """BEX files, or RRDE windows, each committed once all its records are out."""
-        exports = self.owner.acoustic_exports()
+        exports = self.source.get()
         try:
             yield from self._units(exports)
         finally:

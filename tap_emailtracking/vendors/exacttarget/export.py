@@ -16,19 +16,19 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tap_emailtracking.errors import UnusableResultError
 from tap_emailtracking.formats.containers import open_container, unexpected_errors
-from tap_emailtracking.jobs import JobLedger, JobRunner, PollPolicy
+from tap_emailtracking.jobs import JobLedger, JobRunner
 from tap_emailtracking.limits import Limits
 from tap_emailtracking.spools import SpoolWriter, read_spool
 from tap_emailtracking.timestamps import LocalTimeFormatter, zone
 from tap_emailtracking.transports.files import open_file_site
-from tap_emailtracking.transports.http import HttpPolicy, VendorHttp
+from tap_emailtracking.transports.http import VendorHttp
 from tap_emailtracking.vendors.exacttarget.client import (
     VENDOR,
     ExactTargetClient,
@@ -45,6 +45,29 @@ LEDGER_NAME = "_exacttarget_batches"
 PROGRESS_EVERY = 250_000
 
 
+class FanOutStream(Protocol):
+    """What the fan-out asks each ExactTarget stream: is it still to run, and from which day."""
+
+    @property
+    def kind(self) -> str:
+        """The record type it emits."""
+        ...
+
+    @property
+    def selected(self) -> bool:
+        """Selected in the catalog."""
+        ...
+
+    @property
+    def finished(self) -> bool:
+        """Done for this run."""
+        ...
+
+    def bookmark(self) -> str | None:
+        """The first day it has not fully emitted."""
+        ...
+
+
 class ExactTargetExports:
     """Plan windows, run each window's batch once per sync, and fan its records out."""
 
@@ -56,8 +79,7 @@ class ExactTargetExports:
         checkpoint: Callable[[], None],
         start_date: date,
         end_date: date | None,
-        pending_kinds: Callable[[], set[str]],
-        bookmark_of: Callable[[str], str | None],
+        streams: Sequence[FanOutStream],
         temp_dir: str | None = None,
         limits: Limits | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -65,16 +87,12 @@ class ExactTargetExports:
     ) -> None:
         self.settings = settings
         self.limits = limits or Limits()
-        self._pending_kinds = pending_kinds
-        self._bookmark_of = bookmark_of
+        self._streams = streams
         self.tz = zone(settings.timezone)
         self.formatter = LocalTimeFormatter(self.tz)
         self.http = VendorHttp(
             vendor=VENDOR,
-            policy=HttpPolicy(
-                max_attempts=settings.max_attempts,
-                read_timeout_seconds=settings.request_timeout_seconds,
-            ),
+            policy=settings.http_policy(),
             sleep=sleep,
         )
         self.client = ExactTargetClient(settings, self.http)
@@ -91,11 +109,7 @@ class ExactTargetExports:
         self.runner = JobRunner(
             vendor=VENDOR,
             ledger=self.ledger,
-            policy=PollPolicy(
-                interval_seconds=settings.poll_interval_seconds,
-                max_interval_seconds=settings.poll_max_interval_seconds,
-                deadline_seconds=settings.job_deadline_seconds,
-            ),
+            policy=settings.poll_policy(),
             sleep=sleep,
         )
         self.workdir = make_workdir(self, "et", temp_dir)
@@ -173,8 +187,8 @@ class ExactTargetExports:
             raise
         others = {
             other
-            for other in self._pending_kinds() - {kind}
-            if window in self.windows.plan(self._bookmark_of(other))
+            for other, bookmark in self._pending().items()
+            if other != kind and window in self.windows.plan(bookmark)
         }
         spool = SpoolWriter(self.workdir, safe, others)
         wanted = others | {kind}
@@ -266,13 +280,21 @@ class ExactTargetExports:
             if not self._waiting[unit]:
                 del self._waiting[unit]
                 self.ledger.drop(unit)
-        if not self._pending_kinds():
+        if not self._pending():
             # Every selected stream is done: a batch this run never used belongs to a window no
             # stream plans any more (settings changed); forget it rather than keep it forever.
             for unit in self.ledger.units():
                 if unit not in self._used_units:
                     LOGGER.info("ExactTarget: forgetting batch of unused window %s", unit)
                     self.ledger.drop(unit)
+
+    def _pending(self) -> dict[str, str | None]:
+        """Kinds of the selected streams not finished in this run, with their bookmarks."""
+        return {
+            stream.kind: stream.bookmark()
+            for stream in self._streams
+            if stream.selected and not stream.finished
+        }
 
     def close(self) -> None:
         """Close connections (the work folder goes with this object)."""

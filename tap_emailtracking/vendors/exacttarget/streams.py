@@ -17,9 +17,11 @@ from tap_emailtracking.vendors.exacttarget import schemas
 from tap_emailtracking.windows import next_start
 
 if TYPE_CHECKING:
+    from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
 
-    from tap_emailtracking.tap import TapEmailTracking
+    from tap_emailtracking.vendors.exacttarget.export import ExactTargetExports
+    from tap_emailtracking.vendors.spec import SourceSlot
 
 BOOKMARK = "next_window_start"
 
@@ -29,8 +31,11 @@ class ExactTargetStream(ExportStream):
 
     kind: ClassVar[str]
 
-    def __init__(self, tap: TapEmailTracking) -> None:
+    def __init__(self, tap: Tap, source: SourceSlot[ExactTargetExports]) -> None:
         super().__init__(tap, load_schema(schemas, self.kind))
+        self.source = source
+        self.finished = False
+        source.join(self)
 
     def bookmark(self) -> str | None:
         """The first day this stream has not fully emitted (None: start from start_date)."""
@@ -42,7 +47,7 @@ class ExactTargetStream(ExportStream):
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Walk the windows; commit each one once its records are all out."""
-        exports = self.owner.exacttarget_exports()
+        exports = self.source.get()
         windows = exports.windows.plan(self.bookmark())
         if windows:
             self.logger.info(
@@ -56,7 +61,7 @@ class ExactTargetStream(ExportStream):
             yield from exports.records(self.kind, window, stream=self.name)
             self.commit(BOOKMARK, next_start(window, exports.windows.today()).isoformat())
             exports.committed(self.kind, window)
-        self.owner.stream_finished(self.name)
+        self.finished = True  # the fan-out writes no more spools for it
         exports.finish_stream(self.kind)
 
 
