@@ -56,6 +56,13 @@ def is_secret_setting(name: str) -> bool:
     return lowered in SECRET_SETTING_NAMES or lowered.endswith(("_password", "_secret", "_token"))
 
 
+def forget_secrets() -> None:
+    """Forget every registered secret (a new run in the same process, as tests do)."""
+    global _pattern  # noqa: PLW0603 - one process-wide registry is the point
+    _secrets.clear()
+    _pattern = None
+
+
 def register_secrets(values: Iterable[object]) -> None:
     """Add values to the set scrubbed from all log output."""
     global _pattern  # noqa: PLW0603 - one process-wide registry is the point

@@ -15,12 +15,21 @@ from typing import IO, Any
 
 import pytest
 
+from tap_emailtracking import redaction
 from vendor_sandbox.exacttarget.data import ExactTargetDataSpec
 from vendor_sandbox.sandbox import Sandbox, SandboxCredentials
 
 from .expected import key
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _no_secrets_from_earlier_tests() -> Iterator[None]:
+    """Taps built in this process register secrets process-wide; one test's must not mask the
+    next test's log lines (a one-letter test password would mask that letter everywhere)."""
+    yield
+    redaction.forget_secrets()
 
 
 @pytest.fixture
