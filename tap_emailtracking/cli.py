@@ -87,12 +87,16 @@ def _interruption_line(signum: int, where: str) -> str:
     )
 
 
-def _exit_now(signum: int) -> NoReturn:
-    """End the process at once with one ERROR line, without logging (its locks may be held)."""
+def _write_line(level: str, message: str) -> None:
+    """One log-formatted line straight to stderr, without logging (its locks may be held)."""
     now = time.time()
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)) + f",{int(now % 1 * 1000):03d}"
-    line = f"{stamp} | ERROR    | {TAP:30s} | {_interruption_line(signum, TAP)}\n"
-    os.write(2, line.encode())
+    os.write(2, f"{stamp} | {level:8s} | {TAP:30s} | {message}\n".encode())
+
+
+def _exit_now(signum: int) -> NoReturn:
+    """End the process at once with one ERROR line."""
+    _write_line("ERROR", _interruption_line(signum, TAP))
     os._exit(EXIT_CODES[signal.Signals(signum)])
 
 
@@ -108,6 +112,12 @@ def _on_signal(signum: int, _frame: FrameType | None) -> None:
         _Run.deferred = signum
         signal.signal(signal.SIGALRM, _on_write_grace_over)
         signal.setitimer(signal.ITIMER_REAL, WRITE_GRACE_SECONDS)
+        _write_line(
+            "WARNING",
+            f"{TAP}: {signal.Signals(signum).name} received while writing output; the run ends "
+            f"once the write is out (at most {WRITE_GRACE_SECONDS:g} s; a target that stopped "
+            "reading blocks it). Send the signal again to end the run at once",
+        )
         return
     raise Interrupted(signum)
 
