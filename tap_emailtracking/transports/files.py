@@ -375,8 +375,8 @@ class FileSite(ABC):
         if unsafe_name(name):
             raise RefusedFileNameError(
                 f"refused the result file name {name!r}: it must be a relative name inside the "
-                f"folder {self.settings.folder!r} (no absolute path, '..', backslash, control character "
-                "or segment over 255 bytes), so it is not downloaded",
+                f"folder {self.settings.folder!r} (no absolute path, '..', backslash, control "
+                "character or segment over 255 bytes), so it is not downloaded",
                 vendor=self.vendor,
                 stream=self.stream,
                 subject=self.settings.url,
