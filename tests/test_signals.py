@@ -421,3 +421,22 @@ def test_a_target_that_stops_reading_is_one_line_and_exit_141(
     assert "Traceback" not in stderr
     assert "An unhandled error occurred" not in stderr
     assert '"type":"SCHEMA"' in received.replace(" ", "")
+
+
+def test_an_interruption_silences_the_loggers_of_background_threads() -> None:
+    """paramiko's own thread logs a torn-down connect as ERROR lines: quiet once interrupted."""
+    import tap_emailtracking.transports.sftp  # noqa: F401, PLC0415 - registers paramiko
+
+    quiet = logging.getLogger("paramiko.transport")
+    levels = {name: logging.getLogger(name).level for name in cli.QUIET_WHEN_INTERRUPTED}
+    cli._Run.running = True
+    try:
+        with pytest.raises(cli.Interrupted):
+            cli._on_signal(signal.SIGTERM, None)
+        assert not quiet.isEnabledFor(logging.CRITICAL)
+    finally:
+        cli._Run.running = False
+        cli._Run.interrupted = None
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+    assert "paramiko" in cli.QUIET_WHEN_INTERRUPTED
