@@ -25,6 +25,12 @@ from tap_emailtracking.timestamps import zone
 
 LOGGER = logging.getLogger("tap_emailtracking.checks")
 
+# Upper bounds for settings that name none: a huge value passes a lower bound, then overflows a
+# date or a buffer mid-sync, after records went out. Each is far above any real need.
+INTEGER_MAX = 2**53  # the largest whole number every JSON reader keeps exactly
+DAYS_MAX = 36_500  # a `*_days` setting: a century
+SECONDS_MAX = 366 * 86_400  # a duration: a year
+
 
 def warn_unknown_keys(raw: Mapping[str, Any], known: Iterable[str], prefix: str = "") -> list[str]:
     """Warn once per key the tap does not know (with the nearest known one); return them."""
@@ -41,7 +47,10 @@ def _number(value: object) -> float | None:
     """A JSON number as a float (the SDK reads decimals as Decimal); None for anything else."""
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         return None
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond any float
+        return math.inf
 
 
 class SettingsReader:
@@ -93,7 +102,9 @@ class SettingsReader:
     def integer(
         self, name: str, default: int, low: int | None = None, high: int | None = None
     ) -> int:
-        """A whole number within `low..high` (either end may be open)."""
+        """A whole number within `low..high`; `high` defaults to DAYS_MAX or INTEGER_MAX."""
+        if high is None:
+            high = DAYS_MAX if name.endswith("_days") else INTEGER_MAX
         value = self.raw.get(name, default)
         number = _number(value)
         if not isinstance(value, int) and number is not None and number.is_integer():
@@ -119,10 +130,18 @@ class SettingsReader:
         return value
 
     def seconds(self, name: str, default: float, *, zero: bool = False) -> float:
-        """A duration above zero (a timeout of 0 fails every call at once); `zero` allows 0."""
+        """A duration above zero (a timeout of 0 fails every call at once); `zero` allows 0.
+
+        At most SECONDS_MAX (a year), which also refuses infinity.
+        """
         value = _number(self.raw.get(name, default))
-        if value is None or math.isnan(value) or not (value >= 0 if zero else value > 0):
-            least = "0 or more" if zero else "above 0"
+        if (
+            value is None
+            or math.isnan(value)
+            or not (value >= 0 if zero else value > 0)
+            or value > SECONDS_MAX
+        ):
+            least = f"{'0 or more' if zero else 'above 0'} and at most {SECONDS_MAX} (a year)"
             raise self.bad(
                 name,
                 f"is {value!r}, not a number of seconds {least}",

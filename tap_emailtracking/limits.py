@@ -32,17 +32,28 @@ class Limits:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Limits:
-        """The limits set at the top level of the config (each must be positive)."""
+        """The limits set at the top level of the config (each positive, at most 2**62).
+
+        The upper bound is far above any disk; a larger value overflowed mid-sync.
+        """
+        most = 1 << 62
         values: dict[str, Any] = {}
         for item in fields(cls):
             raw = config.get(item.name)
             if raw is None:
                 continue
-            if isinstance(raw, bool) or not isinstance(raw, int | float | Decimal) or raw <= 0:
+            number = (
+                raw
+                if isinstance(raw, int)
+                else float(raw)
+                if isinstance(raw, float | Decimal)
+                else -1
+            )
+            if isinstance(raw, bool) or not 0 < number <= most:  # NaN too
                 raise ConfigurationError(
-                    f"{item.name} is {raw!r}, not a positive number",
+                    f"{item.name} is {raw!r}, not a positive number up to 2**62",
                     vendor="tap-emailtracking",
-                    action=f"set {item.name} to a positive number or leave it out "
+                    action=f"set {item.name} to a positive number up to 2**62 or leave it out "
                     f"(default {getattr(cls, item.name)!r})",
                 )
             values[item.name] = float(raw) if item.name == "max_expansion_ratio" else int(raw)

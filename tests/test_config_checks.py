@@ -8,7 +8,10 @@ RECORD, and no request to either vendor. Unknown keys are warned about with the 
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -22,7 +25,7 @@ from vendor_sandbox.acoustic.data import AcousticDataSpec
 from vendor_sandbox.exacttarget.data import ExactTargetDataSpec
 from vendor_sandbox.sandbox import Sandbox
 
-from .conftest import TapRun, run_tap
+from .conftest import TapRun, parse_messages, run_tap, tap_env
 
 MISSING = "/nonexistent/known_hosts"
 
@@ -195,3 +198,87 @@ def test_unexpected_errors_keep_their_traceback(caplog: pytest.LogCaptureFixture
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert [r.exc_info is not None for r in errors] == [True, True, False]
     assert errors[2].getMessage() == "ExactTarget: bad ZIP. What to do: re-run [CorruptFileError]"
+
+
+def run_with_files(
+    tmp_path: Path, box: Sandbox, *, config: str | None = None, **files: str | None
+) -> tuple[TapRun, dict[str, Path]]:
+    """Run the CLI with `--config` (and `--state`/`--catalog`) files holding the texts given.
+
+    A text of None names a file that does not exist.
+    """
+    texts = {"config": config, **files}
+    paths: dict[str, Path] = {}
+    command = [sys.executable, "-m", "tap_emailtracking"]
+    for option, text in texts.items():
+        path = tmp_path / f"{option}.json"
+        if option == "config" and text is None and len(texts) > 1:
+            path.write_text(json.dumps(both_config(box)), encoding="utf-8")
+        elif text is not None:
+            path.write_text(text, encoding="utf-8")
+        paths[option] = path
+        command += [f"--{option}", str(path)]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=120, env=tap_env(), check=False
+    )
+    return TapRun(done.returncode, done.stdout, done.stderr, parse_messages(done.stdout)), paths
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ('{"start_date": "2024-01-01",}', "is not valid JSON: Illegal trailing comma"),
+        ('{"start_date": "2024-01-01", "max_expansion_ratio": NaN}', "is not valid JSON: "),
+        ('{"start_date": "2024-01-01",\n "max_field_bytes": Infinity}', "at line 2 column"),
+        (None, "does not exist"),
+    ],
+)
+def test_an_unreadable_config_file_is_one_line_naming_the_file(
+    both: Sandbox, tmp_path: Path, text: str | None, named: str
+) -> None:
+    run, paths = run_with_files(tmp_path, both, config=text)
+    assert_refused(both, run, f"the --config file {str(paths['config'])!r} ", named)
+    assert "[ConfigurationError]" in run.stderr
+
+
+@pytest.mark.parametrize("option", ["state", "catalog"])
+def test_a_state_or_catalog_file_that_is_not_json_is_one_line_naming_it(
+    both: Sandbox, tmp_path: Path, option: str
+) -> None:
+    run, paths = run_with_files(tmp_path, both, **{option: '{"bookmarks": [}'})
+    assert_refused(both, run, f"the --{option} file {str(paths[option])!r} ", "at line 1 column 16")
+
+
+@pytest.mark.parametrize("option", ["state", "catalog"])
+def test_a_missing_state_or_catalog_file_is_a_usage_error(
+    both: Sandbox, tmp_path: Path, option: str
+) -> None:
+    """click opens these files: a missing one is its one-line usage error, exit 2 (by design)."""
+    run, paths = run_with_files(tmp_path, both, **{option: None})
+    assert run.returncode == 2, run.stderr[-3000:]
+    assert f"Error: Invalid value for '--{option}': '{paths[option]}': No such file" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert run.stdout == ""
+    assert both.et_api.requests == []
+
+
+@pytest.mark.parametrize(
+    ("where", "setting", "value"),
+    [
+        ("top", "max_field_bytes", 1e30),
+        ("top", "max_member_bytes", 2**63),
+        ("top", "max_expansion_ratio", 1e300),
+        ("acoustic", "marker_history_days", 10**12),
+        ("acoustic", "job_deadline_seconds", 1e12),
+        ("exacttarget", "max_attempts", 10**18),
+        ("exacttarget", "request_timeout_seconds", 10**9),
+    ],
+)
+def test_a_setting_beyond_its_upper_bound_stops_the_run(
+    both: Sandbox, tmp_path: Path, where: str, setting: str, value: Any
+) -> None:
+    """Each numeric setting has an upper bound, checked at start (no overflow mid-sync)."""
+    config = both_config(both)
+    (config if where == "top" else config[where])[setting] = value
+    named = setting if where == "top" else f"{where}.{setting}"
+    assert_refused(both, run_tap(tmp_path / "run", config), named)

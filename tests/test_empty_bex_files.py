@@ -73,3 +73,34 @@ def test_an_empty_file_is_skipped_then_read_once_it_has_rows(tmp_path: Path) -> 
         assert {r["source_file"] for r in second.records[STREAM]} == {empty}
         assert len(second.records[STREAM]) == len(box.acoustic_truth_by_file()[empty]) > 0
         assert_matches_truth(box, first, second)
+
+
+def test_an_empty_file_older_than_the_history_is_still_read_once_it_has_rows(
+    tmp_path: Path,
+) -> None:
+    """A file seen empty is remembered: it never counts as done by age, only once read."""
+    with Sandbox(tmp_path / "sandbox", exacttarget=None) as box:
+        api = box.acoustic_api
+        assert api is not None
+        names = sorted(box.acoustic_truth_by_file())
+        empty = names[len(names) // 2]
+        api.faults.empty_file = empty
+        api.apply_faults()
+        settings = config(box)
+        settings["acoustic"]["marker_history_days"] = 0  # every file older than the newest is old
+
+        first = run_tap(tmp_path / "first", settings)
+        assert first.returncode == 0, first.stderr[-3000:]
+        marker = (first.last_state or {})["bookmarks"][STREAM]["bex_files"]
+        assert marker["watermark"] > empty.split("_")[-2]  # the empty file is past the history
+        assert empty in marker["empty"]
+
+        api.faults.empty_file = None  # the vendor writes the rows now
+        api.apply_faults()
+        second = run_tap(tmp_path / "second", settings, state=first.last_state)
+        assert second.returncode == 0, second.stderr[-3000:]
+        assert {r["source_file"] for r in second.records[STREAM]} == {empty}
+        assert len(second.records[STREAM]) == len(box.acoustic_truth_by_file()[empty]) > 0
+        assert_matches_truth(box, first, second)
+        final = (second.last_state or {})["bookmarks"][STREAM]["bex_files"]
+        assert "empty" not in final  # read now: an ordinary done file

@@ -57,7 +57,14 @@ def test_exacttarget_missing_result_forgets_the_batch(
     assert_resubmitted_first_window(sandbox, since)
 
 
-@pytest.mark.parametrize("name", ["../../etc/cron.d/x.zip", "/etc/passwd", "a\\..\\..\\b.zip"])
+# No local file can hold a name over 255 bytes: refused, not retried as a network error.
+TOO_LONG = "a" * 5000 + ".zip"
+TOO_LONG_UTF8 = "é" * 128 + ".zip"  # 260 bytes in 132 characters
+
+
+@pytest.mark.parametrize(
+    "name", ["../../etc/cron.d/x.zip", "/etc/passwd", "a\\..\\..\\b.zip", TOO_LONG, TOO_LONG_UTF8]
+)
 def test_exacttarget_refused_result_name_forgets_the_batch(
     sandbox: Sandbox, tmp_path: Path, name: str
 ) -> None:
@@ -113,7 +120,8 @@ def test_acoustic_rrde_missing_result_forgets_the_job(acoustic: Sandbox, tmp_pat
 
 
 @pytest.mark.parametrize(
-    "path", ["../../home/admin/.ssh/x.zip", "/download/..\\x.zip", "/etc/x.zip"]
+    "path",
+    ["../../home/admin/.ssh/x.zip", "/download/..\\x.zip", "/etc/x.zip", f"/download/{TOO_LONG}"],
 )
 def test_acoustic_rrde_refused_file_path_forgets_the_job(
     acoustic: Sandbox, tmp_path: Path, path: str

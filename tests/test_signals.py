@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -296,3 +297,146 @@ def test_sigterm_in_the_middle_of_the_bex_files_resumes_from_the_last_finished_f
         assert resumed.returncode == 0, resumed.stderr[-3000:]
         assert not {r["source_file"] for r in resumed.records[ACOUSTIC]} & done
         assert_acoustic_truth(box, stopped, resumed)
+
+
+def wait_until_blocked_writing(process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Wait until the tap's main thread sleeps in a write to its full stdout pipe."""
+    deadline = time.monotonic() + timeout
+    wchan = Path(f"/proc/{process.pid}/wchan")
+    while "pipe_write" not in wchan.read_text(encoding="utf-8"):
+        assert process.poll() is None, "the tap ended before its output filled the pipe"
+        assert time.monotonic() < deadline, "the tap never blocked writing its output"
+        time.sleep(0.05)
+
+
+def wait_for_held_signal(process: subprocess.Popen[bytes], stderr: Path, count: int) -> None:
+    """Wait until the tap has taken `count` signals (a second sent earlier would merge)."""
+    deadline = time.monotonic() + 30
+    while process.poll() is None and time.monotonic() < deadline:
+        if stderr.read_text(encoding="utf-8").count("received while writing output") >= count:
+            return
+        time.sleep(0.05)
+
+
+def unread_output_run(
+    workdir: Path, config: dict[str, Any], env: dict[str, str], signals: list[signal.Signals]
+) -> tuple[TapRun, float]:
+    """Run the tap with stdout never read; once it blocks writing, send `signals` in turn.
+
+    Returns the run (complete output lines only: the last one may be cut) and the seconds from
+    the first signal to the exit.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    with (
+        (workdir / "stderr").open("wb") as stderr,
+        subprocess.Popen(
+            tap_command(workdir, config), stdout=subprocess.PIPE, stderr=stderr, env=env
+        ) as process,
+    ):
+        assert process.stdout is not None
+        wait_until_blocked_writing(process)
+        started = time.monotonic()
+        for count, signum in enumerate(signals, start=1):
+            process.send_signal(signum)
+            wait_for_held_signal(process, workdir / "stderr", count)
+        process.wait(timeout=30)
+        took = time.monotonic() - started
+        stdout = process.stdout.read().decode("utf-8")
+    whole = stdout[: stdout.rfind("\n") + 1]
+    err = (workdir / "stderr").read_text(encoding="utf-8")
+    return TapRun(process.returncode, whole, err, parse_messages(whole)), took
+
+
+def test_a_second_sigterm_ends_a_run_blocked_on_a_target_that_stopped_reading(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The first signal is held for the blocked write; the second ends the process at once."""
+    config = config_for(sandbox, tmp_path)
+    stopped, took = unread_output_run(
+        tmp_path / "stopped", config, tap_env(), [signal.SIGTERM, signal.SIGTERM]
+    )
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    assert took < cli.WRITE_GRACE_SECONDS  # the second signal, not the grace, ended it
+    assert_interrupted(stopped, signal.SIGTERM, "tap-emailtracking")
+    assert stopped.messages, "nothing was written before the pipe filled"
+    resume_to_truth(sandbox, tmp_path, stopped, config)
+
+
+SHORT_GRACE = """
+import tap_emailtracking.cli
+tap_emailtracking.cli.WRITE_GRACE_SECONDS = {grace}
+"""
+
+
+def test_a_single_sigterm_ends_a_blocked_write_after_the_grace(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A write still blocked when the grace is over ends the process (the grace set to 1 s)."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(SHORT_GRACE.format(grace=1.0))
+    env = tap_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(hooks), env["PYTHONPATH"]])
+    config = config_for(sandbox, tmp_path)
+    stopped, took = unread_output_run(tmp_path / "stopped", config, env, [signal.SIGTERM])
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    assert 1.0 <= took < 10, took
+    assert_interrupted(stopped, signal.SIGTERM, "tap-emailtracking")
+    resume_to_truth(sandbox, tmp_path, stopped, config)
+
+
+def test_a_signal_while_sftp_connects_is_one_error_line(sandbox: Sandbox, tmp_path: Path) -> None:
+    """paramiko's thread sees its connection torn down; it must not log that as errors."""
+    config = config_for(sandbox, tmp_path)
+    stopped = run_tap_signalled(
+        tmp_path / "stopped",
+        config,
+        signal.SIGTERM,
+        lambda line: "paramiko.transport" in line and "Connected (version" in line,
+    )
+    assert_interrupted(stopped, signal.SIGTERM, "tap-emailtracking / exacttarget_bounces")
+    resume_to_truth(sandbox, tmp_path, stopped, config)
+
+
+def test_a_target_that_stops_reading_is_one_line_and_exit_141(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The reader closes the pipe after the first bytes: a broken pipe, named as the target's."""
+    config = config_for(sandbox, tmp_path)
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    with subprocess.Popen(
+        tap_command(workdir, config), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=tap_env()
+    ) as process:
+        assert process.stdout is not None
+        received = process.stdout.read(3000).decode("utf-8")
+        process.stdout.close()
+        _, stderr_bytes = process.communicate(timeout=60)
+    stderr = stderr_bytes.decode("utf-8")
+    assert process.returncode == cli.BROKEN_PIPE == 141, stderr[-3000:]
+    errors = [line for line in stderr.splitlines() if "| ERROR " in line]
+    assert len(errors) == 1, errors
+    assert "the target stopped reading the tap's output (broken pipe)" in errors[0]
+    assert "check the target's log" in errors[0]
+    assert "Traceback" not in stderr
+    assert "An unhandled error occurred" not in stderr
+    assert '"type":"SCHEMA"' in received.replace(" ", "")
+
+
+def test_an_interruption_silences_the_loggers_of_background_threads() -> None:
+    """paramiko's own thread logs a torn-down connect as ERROR lines: quiet once interrupted."""
+    import tap_emailtracking.transports.sftp  # noqa: F401, PLC0415 - registers paramiko
+
+    quiet = logging.getLogger("paramiko.transport")
+    levels = {name: logging.getLogger(name).level for name in cli.QUIET_WHEN_INTERRUPTED}
+    cli._Run.running = True
+    try:
+        with pytest.raises(cli.Interrupted):
+            cli._on_signal(signal.SIGTERM, None)
+        assert not quiet.isEnabledFor(logging.CRITICAL)
+    finally:
+        cli._Run.running = False
+        cli._Run.interrupted = None
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+    assert "paramiko" in cli.QUIET_WHEN_INTERRUPTED

@@ -9,6 +9,7 @@ of that once; `ftp.py` and `sftp.py` only speak their protocol.
 
 from __future__ import annotations
 
+import errno
 import logging
 import posixpath
 import time
@@ -374,8 +375,8 @@ class FileSite(ABC):
         if unsafe_name(name):
             raise RefusedFileNameError(
                 f"refused the result file name {name!r}: it must be a relative name inside the "
-                f"folder {self.settings.folder!r} (no absolute path, '..', backslash or control "
-                "characters), so it is not downloaded",
+                f"folder {self.settings.folder!r} (no absolute path, '..', backslash, control "
+                "character or segment over 255 bytes), so it is not downloaded",
                 vendor=self.vendor,
                 stream=self.stream,
                 subject=self.settings.url,
@@ -541,6 +542,17 @@ class FileSite(ABC):
     # --- local file
 
     def _local_error(self, destination: Path | None, exc: OSError) -> TapEmailTrackingError:
+        if exc.errno in (errno.ENAMETOOLONG, errno.EINVAL):
+            # The local file system refuses the name itself: every run would fail the same way.
+            return RefusedFileNameError(
+                f"refused the result file name: the local file {destination} cannot be "
+                f"created ({exc.strerror})",
+                vendor=self.vendor,
+                stream=self.stream,
+                subject=self.settings.url,
+                action="re-run the sync: the job that announced this name is forgotten and a new "
+                "one is submitted; if the vendor announces such a name again, report it to them",
+            )
         return TapEmailTrackingError(
             f"could not write the download to {destination}: {exc}",
             vendor=self.vendor,
@@ -582,15 +594,24 @@ def unsafe_name(name: str) -> bool:
     """Whether a name from a vendor or a server could leave the folder or break a command.
 
     Refused: empty, absolute, a `.`/`..` or empty segment, a backslash (a separator on some
-    servers), or a control character (FTP commands are lines, so CR/LF could add a command).
+    servers), a control character (FTP commands are lines, so CR/LF could add a command), or a
+    segment over NAME_MAX bytes or a name over MAX_NAME_BYTES in UTF-8: no local file can hold
+    such a name, so every run would fail on it the same way.
     """
+    parts = name.split("/")
     return (
         not name
         or name.startswith("/")
         or "\\" in name
         or any(ord(c) < 32 or c == "\x7f" for c in name)
-        or any(part in ("", ".", "..") for part in name.split("/"))
+        or any(part in ("", ".", "..") for part in parts)
+        or len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES
+        or any(len(part.encode("utf-8", "surrogatepass")) > NAME_MAX for part in parts)
     )
+
+
+NAME_MAX = 255  # bytes in one file name (Linux, macOS, Windows)
+MAX_NAME_BYTES = 1024  # a whole relative name: far above any vendor's, far below PATH_MAX
 
 
 def _megabytes(size: int | None) -> str:

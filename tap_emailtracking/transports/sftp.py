@@ -21,6 +21,7 @@ from typing import Any
 
 import paramiko
 
+from tap_emailtracking import cli
 from tap_emailtracking.errors import AuthenticationError, ConfigurationError
 from tap_emailtracking.transports.files import (
     FailureKind,
@@ -33,6 +34,8 @@ from tap_emailtracking.transports.files import (
 # that a drop would throw away before they reach the disk.
 _READ_SIZE = 32 * 1024
 _DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+# paramiko's thread logs the teardown of an interrupted connect as 20 lines of traceback.
+cli.quiet_when_interrupted("paramiko")
 
 
 class _UnknownHostKeyError(Exception):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -233,11 +233,16 @@ def empty_files(files: list[BexFile], size_of: Callable[[str], int | None]) -> s
 
 @dataclass
 class FileMarker:
-    """Which files are done: a watermark stamp plus the names done within the history."""
+    """Which files are done: a watermark stamp plus the names done within the history.
+
+    `empty` remembers files seen empty (name: stamp): such a file is never done by age, only
+    once read, because its rows may be written after the history has moved past its stamp.
+    """
 
     history_days: int
     watermark: str | None = None
     done: dict[str, str] = field(default_factory=dict)
+    empty: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_state(cls, raw: Any, history_days: int) -> FileMarker:
@@ -247,10 +252,12 @@ class FileMarker:
             history_days,
             raw.get("watermark"),
             {str(k): str(v) for k, v in (raw.get("done") or {}).items()},
+            {str(k): str(v) for k, v in (raw.get("empty") or {}).items()},
         )
 
     def to_state(self) -> dict[str, Any]:
-        return {"watermark": self.watermark, "done": dict(sorted(self.done.items()))}
+        state = {"watermark": self.watermark, "done": dict(sorted(self.done.items()))}
+        return {**state, "empty": dict(sorted(self.empty.items()))} if self.empty else state
 
     def _cutoff(self) -> str | None:
         if self.watermark is None:
@@ -259,14 +266,21 @@ class FileMarker:
         return (newest - timedelta(days=self.history_days)).strftime(_STAMP_FORMAT)
 
     def is_done(self, file: BexFile) -> bool:
-        """Finished before, or older than the history (assumed finished long ago)."""
+        """Finished before, or older than the history (assumed finished) and never seen empty."""
         if file.name in self.done:
             return True
         cutoff = self._cutoff()
-        return cutoff is not None and file.stamp < cutoff
+        return cutoff is not None and file.stamp < cutoff and file.name not in self.empty
+
+    def note_empty(self, files: Iterable[BexFile], listed: Iterable[str]) -> None:
+        """Remember `files` as seen empty; forget names no longer listed (expired from the site)."""
+        names = set(listed)
+        self.empty = {n: s for n, s in self.empty.items() if n in names}
+        self.empty.update({f.name: f.stamp for f in files})
 
     def mark_done(self, file: BexFile) -> None:
         """Record a fully emitted file and forget names that fell out of the history."""
+        self.empty.pop(file.name, None)
         self.done[file.name] = file.stamp
         if self.watermark is None or file.stamp > self.watermark:
             self.watermark = file.stamp

@@ -280,6 +280,7 @@ class AcousticExports:
                 name,
                 "empty" if name in empty else "still being written",
             )
+        marker.note_empty((f for n, f in found.items() if n in empty), listed=found)
         pending = sorted(f for f in todo if f.name not in empty)
         LOGGER.info(
             "Acoustic: %d BEX file(s) of definition %s in %s, %d to read",

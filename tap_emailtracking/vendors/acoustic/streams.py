@@ -53,7 +53,10 @@ class AcousticEmailEventsStream(ExportStream):
         if exports.settings.export_mode == "bex":
             raw = None if self.full_table else self.stream_state.get(FILE_BOOKMARK)
             marker = FileMarker.from_state(raw, exports.settings.marker_history_days)
-            for file in exports.pending_files(marker, stream=self.name):
+            pending = exports.pending_files(marker, stream=self.name)
+            if marker.empty:  # files seen empty are never done by age (`FileMarker`)
+                self.commit(FILE_BOOKMARK, marker.to_state())
+            for file in pending:
                 yield from exports.bex_records(file, stream=self.name)
                 marker.mark_done(file)
                 self.commit(FILE_BOOKMARK, marker.to_state())
