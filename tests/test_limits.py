@@ -17,7 +17,11 @@ import pytest
 
 from tap_emailtracking import summary
 from tap_emailtracking.errors import CorruptFileError, UnexpectedError
-from tap_emailtracking.formats.containers import open_container, unexpected_errors
+from tap_emailtracking.formats.containers import (
+    TooLargeToReadError,
+    open_container,
+    unexpected_errors,
+)
 from tap_emailtracking.formats.delimited import DelimitedReader
 from tap_emailtracking.formats.xml import iter_xml_items
 from tap_emailtracking.limits import MIB, Limits
@@ -110,14 +114,68 @@ def test_plain_files_and_the_containers_a_vendor_accepts(tmp_path: Path) -> None
         read_all(path, Limits(), kinds=("zip",))  # type: ignore[arg-type]
 
 
+def lying_zip(path: Path, method: int, expanded: bytes, *, flag: int = 0) -> Path:
+    """A ZIP whose one member uses `method`, with `flag` set and its size stated as 50 bytes."""
+    real = method if method in (zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA) else zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(path, "w", real) as archive:
+        archive.writestr("t.xml", expanded)
+    data = bytearray(path.read_bytes())
+    local, central = data.index(b"PK\x03\x04"), data.index(b"PK\x01\x02")
+    for at, flags, kind, size in ((local, 6, 8, 22), (central, 8, 10, 24)):
+        struct.pack_into("<H", data, at + flags, struct.unpack_from("<H", data, at + flags)[0] | flag)
+        struct.pack_into("<H", data, at + kind, method)
+        struct.pack_into("<I", data, at + size, 50)
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("method", "flag", "refusal"),
+    [
+        (zipfile.ZIP_BZIP2, 0, "member t.xml uses compression method 12 (bzip2)"),
+        (zipfile.ZIP_LZMA, 0, "member t.xml uses compression method 14 (LZMA)"),
+        (9, 0, "member t.xml uses compression method 9 (Deflate64)"),
+        (99, 0, "member t.xml uses compression method 99 (AES (WinZip))"),
+        (7, 0, "member t.xml uses compression method 7 (unknown)"),
+        (zipfile.ZIP_DEFLATED, 1, "member t.xml is encrypted"),
+        (zipfile.ZIP_STORED, 1, "member t.xml is encrypted"),
+    ],
+)
+def test_a_zip_member_not_stored_or_deflated_or_encrypted_is_refused_before_reading(
+    tmp_path: Path, method: int, flag: int, refusal: str
+) -> None:
+    """An 8 MiB bzip2/LZMA member that states 50 bytes: zipfile would expand it in one call."""
+    path = lying_zip(tmp_path / "r.zip", method, b" " * (8 * MIB), flag=flag)
+    assert path.stat().st_size < 300_000
+    with pytest.raises(CorruptFileError) as caught:
+        open_container(path, limits=Limits(), **WHERE).__enter__()  # type: ignore[arg-type]
+    message = str(caught.value)
+    assert message.startswith(f"V / s (f.gz): the downloaded file r.zip is damaged ({refusal}")
+    assert "re-run the sync: the export is requested again" in message
+
+
 def test_unexpected_exceptions_name_the_file_and_keep_their_cause() -> None:
-    original = MemoryError()
+    original = ZeroDivisionError("division by zero")
     with pytest.raises(UnexpectedError) as caught, unexpected_errors(**WHERE):
         raise original
-    assert str(caught.value).startswith("V / s (f.gz): unexpected MemoryError while reading")
+    assert str(caught.value).startswith(
+        "V / s (f.gz): unexpected ZeroDivisionError while reading the file: division by zero"
+    )
     assert caught.value.__cause__ is original
     with pytest.raises(CorruptFileError), unexpected_errors(**WHERE):
         raise CorruptFileError("x", vendor="V", action="y")  # the tap's own errors pass through
+
+
+def test_a_memory_error_is_an_unusable_result_so_its_job_is_forgotten() -> None:
+    original = MemoryError()
+    with pytest.raises(TooLargeToReadError) as caught, unexpected_errors(**WHERE):
+        raise original
+    assert isinstance(caught.value, CorruptFileError)  # an UnusableResultError: job forgotten
+    message = str(caught.value)
+    assert message.startswith("V / s (f.gz): the file needs more memory than this process")
+    assert "the export is requested again on the next run" in message
+    assert "lower the max_*_bytes limits" in message
+    assert caught.value.__cause__ is original
 
 
 # -- XML ----------------------------------------------------------------------------------------
