@@ -9,9 +9,11 @@ from __future__ import annotations
 import gzip
 import io
 import struct
+import tracemalloc
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,7 +124,8 @@ def lying_zip(path: Path, method: int, expanded: bytes, *, flag: int = 0) -> Pat
     data = bytearray(path.read_bytes())
     local, central = data.index(b"PK\x03\x04"), data.index(b"PK\x01\x02")
     for at, flags, kind, size in ((local, 6, 8, 22), (central, 8, 10, 24)):
-        struct.pack_into("<H", data, at + flags, struct.unpack_from("<H", data, at + flags)[0] | flag)
+        (old_flags,) = struct.unpack_from("<H", data, at + flags)
+        struct.pack_into("<H", data, at + flags, old_flags | flag)
         struct.pack_into("<H", data, at + kind, method)
         struct.pack_into("<I", data, at + size, 50)
     path.write_bytes(bytes(data))
@@ -217,6 +220,58 @@ def test_a_text_node_or_tag_over_the_field_limit_is_refused(wrap: object) -> Non
     message = str(caught.value)
     assert "a text node, tag or record element near line 1 is longer than 300,000 bytes" in message
     assert "over the limit max_field_bytes=300000" in message
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda levels: b"<r>" + b"<a>" * levels + b"</a>" * levels + b"</r>",  # outside
+        lambda levels: b"<r><item>" + b"<a>" * levels + b"</a>" * levels + b"</item></r>",
+        lambda levels: b"<r>" + b"<a>" * levels + b"<item/>" + b"</a>" * levels + b"</r>",
+    ],
+)
+def test_nesting_deeper_than_the_limit_is_refused(wrap: object) -> None:
+    make = wrap  # type: ignore[assignment]
+    limits = Limits(max_xml_depth=50)
+    assert xml_items(make(45), limits) is not None  # type: ignore[operator]
+    with pytest.raises(CorruptFileError) as caught:
+        xml_items(make(200_000), limits)  # type: ignore[operator]
+    message = str(caught.value)
+    assert message.startswith("V / s (f.xml): elements near line 1 are nested more than 50 deep")
+    assert "over the limit max_xml_depth=50" in message
+
+
+class Nesting(io.RawIOBase):
+    """`<r>` and then `<a>` for ever (three bytes at a time): an endless stream, never held."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        size = len(buffer) - len(buffer) % 3
+        buffer[:size] = b"<a>" * (size // 3)
+        return size
+
+
+def test_deep_nesting_stays_small_while_it_is_refused() -> None:
+    """Unbounded, expat keeps ~130 bytes per open element (ten million: 1.3 GB); refused early."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(CorruptFileError, match="max_xml_depth=100"):
+            for _ in iter_xml_items(
+                io.BufferedReader(Nesting()),
+                capture=frozenset(),
+                leaves=frozenset(),
+                ends=frozenset(),
+                vendor="V",
+                stream_name="s",
+                subject="f.xml",
+            ):
+                pass
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * MIB  # expat's stack for one 256 KiB chunk of <a>, however long the stream
 
 
 @pytest.mark.parametrize("nul", [b"\x00", b"&#0;"])
