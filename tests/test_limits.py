@@ -346,6 +346,29 @@ def test_a_line_over_the_limit_is_refused_before_it_is_read_whole() -> None:
         assert "over the limit max_line_bytes=1000" in str(caught.value)
 
 
+def test_a_row_over_many_lines_is_refused_by_the_line_limit_even_in_skip_mode() -> None:
+    """Short quoted fields, each holding a line break: every line and field is small."""
+    limits = Limits(max_line_bytes=1000)
+    fits = b"id,note\r\n1," + b'"a\r\n",' * 100 + b"x\r\n"  # 701 bytes over 101 lines
+    with pytest.raises(CorruptFileError, match="a row with 102 fields"):  # shape, not size
+        list(delimited(fits, limits=limits).rows())
+    endless = b"id,note\r\n1,x\r\n2," + b'"a\r\n",' * 100_000 + b"x\r\n3,y\r\n"
+    for policy in ("fail", "skip"):
+        with pytest.raises(CorruptFileError) as caught:
+            list(delimited(endless, limits=limits, on_bad_row=policy).rows())
+        message = str(caught.value)
+        assert "the row starting at line 3 is longer than 1,000 bytes" in message
+        assert "over the limit max_line_bytes=1000" in message
+
+
+def test_rows_over_lines_within_the_limit_read_across_blocks() -> None:
+    limits = Limits(max_line_bytes=3000)
+    rows = [b'%d,"%s"\r\n' % (n, b"line\r\n" * 300) for n in range(300)]  # ~2 KB each
+    read = list(delimited(b"id,note\r\n" + b"".join(rows), limits=limits).rows())
+    assert [fields[0] for _, fields in read] == [str(n) for n in range(300)]
+    assert read[1] == (303, ["1", "line\r\n" * 300])
+
+
 def test_a_field_over_the_limit_is_refused_even_in_skip_mode() -> None:
     limits = Limits(max_field_bytes=500)
     data = b'id,note\r\n1,"' + b"y\r\n" * 300 + b'"\r\n'  # one quoted field over many lines
