@@ -7,7 +7,7 @@ endless line is refused before it is held whole) and decoded line by line, so a 
 valid text is reported at its true line, and the row holding it (however many lines its quoted
 fields span) is the only row lost. `max_line_bytes` bounds a logical row too: one row whose quoted
 fields span a million short lines would otherwise be held whole as a list of fields (checked
-between blocks, so a row is refused within one block of the limit).
+between blocks, so a row is refused once it is two blocks, 128 KiB, past the limit).
 
 A bad row (wrong field count, undecodable byte, unreadable quoting) is `MalformedRowError` naming
 the file and the line where the row starts; only a caller that opted in (`on_bad_row="skip"`)
