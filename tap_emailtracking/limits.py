@@ -1,6 +1,7 @@
 """Limits on what one vendor file may expand to, so a hostile or broken export stays small.
 
-A 2 MB ZIP can expand to gigabytes, one XML text node or one delimited line can be a whole file.
+A 2 MB ZIP can expand to gigabytes, one XML text node or one delimited line can be a whole file,
+and a few MB of `<a>` nest millions of elements deep.
 Every container and parser checks these limits as it streams; crossing one is a damaged result
 (`CorruptFileError` naming the limit and its setting), so the job is forgotten and the next run
 asks for a new export. The defaults sit far above what real exports need.
@@ -29,6 +30,7 @@ class Limits:
     max_expansion_ratio: float = 500.0
     max_field_bytes: int = 1 * MIB
     max_line_bytes: int = 4 * MIB
+    max_xml_depth: int = 100
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Limits:
@@ -111,7 +113,13 @@ LIMIT_PROPERTIES = [
         "max_line_bytes",
         th.IntegerType,
         default=Limits.max_line_bytes,
-        description="Longest line of a delimited file, in bytes before its line feed "
-        "(default 4 MiB).",
+        description="Longest line of a delimited file, in bytes before its line feed, and "
+        "longest row whose quoted fields span lines, in bytes (default 4 MiB).",
+    ),
+    th.Property(
+        "max_xml_depth",
+        th.IntegerType,
+        default=Limits.max_xml_depth,
+        description="Deepest nesting of XML elements (default 100; real exports nest under 10).",
     ),
 ]

@@ -9,9 +9,12 @@ real transfers and broken exporters cause).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
+import struct
+import tracemalloc
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -257,3 +260,169 @@ def test_any_bex_file_gives_records_or_the_documented_error(data: bytes, policy:
             assert record["event_id"]
             assert record["occurred_at"]
             assert set(BEX_COLUMNS.values()) <= record.keys()
+
+
+# -- structure-aware: ZIP methods, deep nesting, rows over many lines, memory --------------------
+
+SMALL_DEPTH = Limits(
+    max_member_bytes=256_000,
+    max_expansion_ratio=50,
+    max_field_bytes=4_000,
+    max_line_bytes=8_000,
+    max_xml_depth=50,
+)
+READABLE_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+
+
+@st.composite
+def zip_members(draw: st.DrawFn) -> tuple[bytes, bool]:
+    """A ZIP of one member: any method zipfile writes, then maybe another method number, the
+    encryption flag or a lying size written into both headers. Also says if it must be refused."""
+    method = draw(
+        st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, 14])
+    )
+    body = draw(st.sampled_from([BEX * 5, b" " * draw(st.integers(0, 400_000))]))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", method) as archive:
+        archive.writestr("export.csv", body)
+    data = bytearray(out.getvalue())
+    stated_method = draw(st.one_of(st.just(method), st.integers(0, 255)))
+    encrypted = draw(st.booleans())
+    stated_size = draw(st.one_of(st.none(), st.integers(0, 1 << 32 - 1)))
+    local, central = data.index(b"PK\x03\x04"), data.index(b"PK\x01\x02")
+    for at, flags, kind, size in ((local, 6, 8, 22), (central, 8, 10, 24)):
+        (old,) = struct.unpack_from("<H", data, at + flags)
+        struct.pack_into("<H", data, at + flags, old | int(encrypted))
+        struct.pack_into("<H", data, at + kind, stated_method)
+        if stated_size is not None:
+            struct.pack_into("<I", data, at + size, stated_size)
+    return bytes(data), encrypted or stated_method not in READABLE_METHODS
+
+
+@FUZZ
+@given(member=zip_members())
+def test_a_zip_member_of_any_method_opens_or_is_refused_before_expanding(
+    tmp_path_factory: Any, member: tuple[bytes, bool]
+) -> None:
+    data, refused = member
+    path = tmp_path_factory.mktemp("fuzz") / "r.bin"
+    path.write_bytes(data)
+    try:
+        members = read_container(path)
+    except CorruptFileError as error:
+        assert_documented(error, "r.bin", position=False)
+    else:
+        assert not refused, "an encrypted member or one of another method was read"
+        assert all(len(m) <= SMALL.max_member_bytes for m in members)
+
+
+@st.composite
+def deep_xml(draw: st.DrawFn) -> tuple[bytes, bool]:
+    """Nesting of any depth, outside or inside a captured subtree, closed or not; says if the
+    open depth at the end is over the limit (which must be refused)."""
+    levels = draw(st.integers(0, 3000))
+    inside = draw(st.booleans())
+    closed = draw(st.booleans())
+    head = b"<r><subscriber>" if inside else b"<r>"
+    tail = (b"</a>" * levels + (b"</subscriber></r>" if inside else b"</r>")) if closed else b""
+    depth = 1 + int(inside) + levels
+    return head + b"<a>" * levels + tail, not closed and depth > 50
+
+
+def deep_items(data: bytes) -> list[Any]:
+    out = []
+    for chunk in iter_xml_items(
+        io.BytesIO(data),
+        capture=frozenset({"subscriber"}),
+        leaves=frozenset(),
+        ends=frozenset(),
+        vendor="V",
+        stream_name="s",
+        subject="f.xml",
+        limits=SMALL_DEPTH,
+    ):
+        out.extend(chunk)
+    return out
+
+
+@FUZZ
+@given(document=deep_xml())
+def test_any_nesting_parses_or_is_refused_with_its_setting(document: tuple[bytes, bool]) -> None:
+    data, too_deep = document
+    refusal = ""
+    try:
+        deep_items(data)
+    except CorruptFileError as error:
+        assert_documented(error, "f.xml", position=True)
+        refusal = str(error)
+    else:
+        assert data.endswith(b"</r>")  # an unclosed document never parses
+    if too_deep:  # by depth, or by the size of the captured subtree that holds it
+        assert "over the limit max_xml_depth=50" in refusal or "max_field_bytes" in refusal
+
+
+@st.composite
+def rows_over_lines(draw: st.DrawFn) -> list[bytes]:
+    """Rows of many short quoted fields that each hold a line break: no line or field is long."""
+    rows = []
+    for n in range(draw(st.integers(1, 4))):
+        ending = draw(st.sampled_from([b"\r\n", b"\n", b"\r"]))
+        fields = draw(st.sampled_from([1, 2000])) * draw(st.integers(0, 2))
+        rows.append(b"%d," % n + b'"a%s",' % ending * fields + b"x" + ending)
+    return rows
+
+
+@FUZZ
+@given(
+    rows=rows_over_lines(), block=st.integers(16, 4096), policy=st.sampled_from(["fail", "skip"])
+)
+def test_rows_over_many_lines_read_or_are_refused_by_the_line_limit(
+    rows: list[bytes], block: int, policy: str
+) -> None:
+    """A row two blocks over `max_line_bytes` (checked between blocks) is refused, even skipped."""
+    read = rows
+    if policy == "fail":  # the first row of the wrong shape ends the read
+        wrong = [at for at, row in enumerate(rows) if row.count(b",") != 1]
+        read = rows[: wrong[0] + 1] if wrong else rows
+    too_long = any(len(row) > SMALL.max_line_bytes + 2 * block for row in read)
+    refusal = ""
+    with mock.patch.object(delimited_module, "_BLOCK", block):
+        try:
+            list(reader(b"id,note\r\n" + b"".join(rows), policy).rows())
+        except CorruptFileError as error:
+            assert_documented(error, "f.csv", position=True)
+            refusal = str(error)
+    if too_long:
+        assert "is longer than 8,000 bytes, over the limit max_line_bytes=8000" in refusal
+    if all(len(row) <= SMALL.max_line_bytes for row in read):
+        assert "max_line_bytes" not in refusal
+
+
+HOSTILE_INPUTS: dict[str, Callable[[int], bytes]] = {
+    "deep xml": lambda n: b"<r>" + b"<a>" * n,
+    "long row": lambda n: b"id,note\r\n1," + b'"a\r\n",' * n + b"x\r\n",
+    "many fields": lambda n: b"id,note\r\n" + b"1," * n,
+}
+
+
+def parse_hostile(kind: str, data: bytes) -> None:
+    if kind == "deep xml":
+        deep_items(data)
+    else:
+        for _ in reader(data, "fail").rows():
+            pass
+
+
+@settings(max_examples=15, deadline=None)
+@given(kind=st.sampled_from(sorted(HOSTILE_INPUTS)), n=st.integers(10_000, 400_000))
+def test_peak_memory_of_a_hostile_parse_stays_bounded_by_small_limits(kind: str, n: int) -> None:
+    """Whatever its length, a hostile input costs a few chunks of memory, not its expansion."""
+    data = HOSTILE_INPUTS[kind](n)  # up to 2.8 MB, allocated before measuring
+    tracemalloc.start()
+    try:
+        with contextlib.suppress(CorruptFileError):
+            parse_hostile(kind, data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * (1 << 20), (kind, n, peak)  # expat's stack for one 256 KiB chunk at most

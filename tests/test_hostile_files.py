@@ -1,6 +1,7 @@
 """Hostile and broken result files end to end: the real tap CLI against a misbehaving sandbox.
 
-ZIP and gzip bombs, a huge XML text node and an endless line stop the run with a `CorruptFileError`
+ZIP and gzip bombs, ZIP members compressed by other methods or encrypted, deep XML nesting, a huge
+XML text node, an endless line and an endless row stop the run with a `CorruptFileError`
 naming the file and the limit's setting, and stay small while doing so; a job-based export
 (ExactTarget batch, Acoustic RRDE job) is forgotten, so the next run submits it afresh, while a BEX
 file (a standing export) is read again once it is replaced. An undecodable byte is reported at
@@ -24,7 +25,7 @@ from vendor_sandbox.acoustic.api import BexDamage
 from vendor_sandbox.acoustic.data import AcousticDataSpec
 from vendor_sandbox.sandbox import AcousticBexSetup, Sandbox
 
-from .conftest import TapRun, run_tap, tap_command, tap_env
+from .conftest import TapRun, parse_messages, run_tap, tap_command, tap_env
 from .test_acoustic_flow import STREAM, assert_matches_truth, config, emitted_by_key
 from .test_acoustic_flow import expected_by_key as bex_expected_by_key
 from .test_acoustic_raw_and_resume import LEDGER as ACOUSTIC_LEDGER
@@ -115,6 +116,87 @@ def test_a_huge_xml_text_node_is_refused_and_its_batch_forgotten(
     assert ledger_of(failed) == {}
 
     sandbox.et_api.faults.huge_text_bytes = None
+    since = len(sandbox.et_api.requests)
+    recover(sandbox, tmp_path, failed)
+    assert_resubmitted_first_window(sandbox, since)
+
+
+@pytest.mark.parametrize(
+    ("method", "refusal"),
+    [
+        ("bzip2", "uses compression method 12 (bzip2); only stored and deflate are read"),
+        ("lzma", "uses compression method 14 (LZMA); only stored and deflate are read"),
+        ("deflate64", "uses compression method 9 (Deflate64); only stored and deflate are read"),
+        ("encrypted", "is encrypted"),
+    ],
+)
+def test_a_zip_member_of_another_method_or_encrypted_is_refused_and_its_batch_forgotten(
+    sandbox: Sandbox, tmp_path: Path, method: str, refusal: str
+) -> None:
+    sandbox.et_api.faults.member_method = method
+    sandbox.et_api.faults.zip_bomb_bytes = 4 * MB
+    failed = run_tap(tmp_path / "failed", sandbox.tap_config())
+    message = error_message(failed)
+    result_file = sandbox.et_api.files[0].name
+    assert message.startswith(
+        f"ExactTarget / {FIRST_STREAM} (batch {FIRST_BATCH}, file {result_file}, activity 1/1/2024"
+    )
+    member = result_file.removesuffix(".zip") + ".xml"
+    assert f".zip is damaged (member {member} {refusal}" in message
+    assert failed.records == {}
+    assert ledger_of(failed) == {}  # the batch is forgotten
+
+    sandbox.et_api.faults.member_method = None
+    sandbox.et_api.faults.zip_bomb_bytes = None
+    since = len(sandbox.et_api.requests)
+    recover(sandbox, tmp_path, failed)
+    assert_resubmitted_first_window(sandbox, since)
+
+
+def run_measured(workdir: Path, config: dict[str, Any]) -> tuple[TapRun, float]:
+    """The tap CLI run to completion, and its peak RSS in MB read by a small launcher (wait4)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    out, err = workdir / "out.jsonl", workdir / "err.log"
+    launched = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, str(out), str(err), *tap_command(workdir, config)],
+        capture_output=True,
+        text=True,
+        env=tap_env(),
+        check=True,
+        timeout=300,
+    )
+    report = json.loads(launched.stdout)
+    stdout = out.read_text(encoding="utf-8")
+    run = TapRun(report["rc"], stdout, err.read_text(encoding="utf-8"), parse_messages(stdout))
+    return run, report["maxrss_kb"] / 1024
+
+
+@pytest.mark.parametrize(
+    ("fault", "value", "refusal"),
+    [
+        # 200 MB of spaces in ~200 bytes of bzip2, the headers stating 50 bytes: zipfile would
+        # expand it in one call (2.1 GB RSS for 2 GB).
+        ("member_method", "bzip2", "uses compression method 12 (bzip2)"),
+        # Two million nested <a> (6 MB, stored): expat's stack alone would take ~260 MB.
+        ("nesting_depth", 2_000_000, "nested more than 100 deep, over the limit max_xml_depth=100"),
+    ],
+)
+def test_peak_memory_stays_small_on_hostile_zips_with_default_limits(
+    sandbox: Sandbox, tmp_path: Path, fault: str, value: object, refusal: str
+) -> None:
+    setattr(sandbox.et_api.faults, fault, value)
+    if fault == "member_method":
+        sandbox.et_api.faults.zip_bomb_bytes = 200 * MB
+    failed, peak_mb = run_measured(tmp_path / "failed", sandbox.tap_config())
+    message = error_message(failed)
+    assert message.startswith(f"ExactTarget / {FIRST_STREAM} (batch {FIRST_BATCH}, file ")
+    assert refusal in message
+    assert ledger_of(failed) == {}  # the batch is forgotten
+    assert peak_mb <= 150, peak_mb
+    print(f"peak RSS of the tap on {fault}={value}: {peak_mb:.0f} MB")
+
+    setattr(sandbox.et_api.faults, fault, None)
+    sandbox.et_api.faults.zip_bomb_bytes = None
     since = len(sandbox.et_api.requests)
     recover(sandbox, tmp_path, failed)
     assert_resubmitted_first_window(sandbox, since)
@@ -224,6 +306,29 @@ def test_an_endless_line_is_refused_not_skipped(acoustic: Sandbox, tmp_path: Pat
         message = acoustic_error(failed)
         assert message.startswith(f"Acoustic / {STREAM} ({name}): line 3 is longer than ")
         assert "over the limit max_line_bytes=4194304" in message
+        assert name not in bex_marker(failed).get("done", {})
+
+    del api.faults.damaged_files[name]
+    again = run_tap(tmp_path / "again", config(acoustic), state=failed.last_state)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert_matches_truth(acoustic, again)
+
+
+def test_an_endless_row_over_many_lines_is_refused_not_skipped(
+    acoustic: Sandbox, tmp_path: Path
+) -> None:
+    """5 MB of short quoted fields each holding a line break: no line or field is long."""
+    api = acoustic.acoustic_api
+    assert api is not None
+    name = sorted(acoustic.acoustic_truth_by_file())[0]
+    api.faults.damaged_files[name] = BexDamage("long_row", line=3, size=5 * MB)
+    for on_bad_row in ("fail", "skip"):
+        failed = run_tap(tmp_path / on_bad_row, config(acoustic, on_bad_row=on_bad_row))
+        message = acoustic_error(failed)
+        assert message.startswith(
+            f"Acoustic / {STREAM} ({name}): the row starting at line 3 is longer than "
+            "4,194,304 bytes, over the limit max_line_bytes=4194304"
+        )
         assert name not in bex_marker(failed).get("done", {})
 
     del api.faults.damaged_files[name]

@@ -9,15 +9,21 @@ from __future__ import annotations
 import gzip
 import io
 import struct
+import tracemalloc
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tap_emailtracking import summary
 from tap_emailtracking.errors import CorruptFileError, UnexpectedError
-from tap_emailtracking.formats.containers import open_container, unexpected_errors
+from tap_emailtracking.formats.containers import (
+    TooLargeToReadError,
+    open_container,
+    unexpected_errors,
+)
 from tap_emailtracking.formats.delimited import DelimitedReader
 from tap_emailtracking.formats.xml import iter_xml_items
 from tap_emailtracking.limits import MIB, Limits
@@ -110,14 +116,69 @@ def test_plain_files_and_the_containers_a_vendor_accepts(tmp_path: Path) -> None
         read_all(path, Limits(), kinds=("zip",))  # type: ignore[arg-type]
 
 
+def lying_zip(path: Path, method: int, expanded: bytes, *, flag: int = 0) -> Path:
+    """A ZIP whose one member uses `method`, with `flag` set and its size stated as 50 bytes."""
+    real = method if method in (zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA) else zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(path, "w", real) as archive:
+        archive.writestr("t.xml", expanded)
+    data = bytearray(path.read_bytes())
+    local, central = data.index(b"PK\x03\x04"), data.index(b"PK\x01\x02")
+    for at, flags, kind, size in ((local, 6, 8, 22), (central, 8, 10, 24)):
+        (old_flags,) = struct.unpack_from("<H", data, at + flags)
+        struct.pack_into("<H", data, at + flags, old_flags | flag)
+        struct.pack_into("<H", data, at + kind, method)
+        struct.pack_into("<I", data, at + size, 50)
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("method", "flag", "refusal"),
+    [
+        (zipfile.ZIP_BZIP2, 0, "member t.xml uses compression method 12 (bzip2)"),
+        (zipfile.ZIP_LZMA, 0, "member t.xml uses compression method 14 (LZMA)"),
+        (9, 0, "member t.xml uses compression method 9 (Deflate64)"),
+        (99, 0, "member t.xml uses compression method 99 (AES (WinZip))"),
+        (7, 0, "member t.xml uses compression method 7 (unknown)"),
+        (zipfile.ZIP_DEFLATED, 1, "member t.xml is encrypted"),
+        (zipfile.ZIP_STORED, 1, "member t.xml is encrypted"),
+    ],
+)
+def test_a_zip_member_not_stored_or_deflated_or_encrypted_is_refused_before_reading(
+    tmp_path: Path, method: int, flag: int, refusal: str
+) -> None:
+    """An 8 MiB bzip2/LZMA member that states 50 bytes: zipfile would expand it in one call."""
+    path = lying_zip(tmp_path / "r.zip", method, b" " * (8 * MIB), flag=flag)
+    assert path.stat().st_size < 300_000
+    with pytest.raises(CorruptFileError) as caught:
+        open_container(path, limits=Limits(), **WHERE).__enter__()  # type: ignore[arg-type]
+    message = str(caught.value)
+    assert message.startswith(f"V / s (f.gz): the downloaded file r.zip is damaged ({refusal}")
+    assert "re-run the sync: the export is requested again" in message
+
+
 def test_unexpected_exceptions_name_the_file_and_keep_their_cause() -> None:
-    original = MemoryError()
+    original = ZeroDivisionError("division by zero")
     with pytest.raises(UnexpectedError) as caught, unexpected_errors(**WHERE):
         raise original
-    assert str(caught.value).startswith("V / s (f.gz): unexpected MemoryError while reading")
+    assert str(caught.value).startswith(
+        "V / s (f.gz): unexpected ZeroDivisionError while reading the file: division by zero"
+    )
     assert caught.value.__cause__ is original
     with pytest.raises(CorruptFileError), unexpected_errors(**WHERE):
         raise CorruptFileError("x", vendor="V", action="y")  # the tap's own errors pass through
+
+
+def test_a_memory_error_is_an_unusable_result_so_its_job_is_forgotten() -> None:
+    original = MemoryError()
+    with pytest.raises(TooLargeToReadError) as caught, unexpected_errors(**WHERE):
+        raise original
+    assert isinstance(caught.value, CorruptFileError)  # an UnusableResultError: job forgotten
+    message = str(caught.value)
+    assert message.startswith("V / s (f.gz): the file needs more memory than this process")
+    assert "the export is requested again on the next run" in message
+    assert "lower the max_*_bytes limits" in message
+    assert caught.value.__cause__ is original
 
 
 # -- XML ----------------------------------------------------------------------------------------
@@ -159,6 +220,58 @@ def test_a_text_node_or_tag_over_the_field_limit_is_refused(wrap: object) -> Non
     message = str(caught.value)
     assert "a text node, tag or record element near line 1 is longer than 300,000 bytes" in message
     assert "over the limit max_field_bytes=300000" in message
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda levels: b"<r>" + b"<a>" * levels + b"</a>" * levels + b"</r>",  # outside
+        lambda levels: b"<r><item>" + b"<a>" * levels + b"</a>" * levels + b"</item></r>",
+        lambda levels: b"<r>" + b"<a>" * levels + b"<item/>" + b"</a>" * levels + b"</r>",
+    ],
+)
+def test_nesting_deeper_than_the_limit_is_refused(wrap: object) -> None:
+    make = wrap  # type: ignore[assignment]
+    limits = Limits(max_xml_depth=50)
+    assert xml_items(make(45), limits) is not None  # type: ignore[operator]
+    with pytest.raises(CorruptFileError) as caught:
+        xml_items(make(200_000), limits)  # type: ignore[operator]
+    message = str(caught.value)
+    assert message.startswith("V / s (f.xml): elements near line 1 are nested more than 50 deep")
+    assert "over the limit max_xml_depth=50" in message
+
+
+class Nesting(io.RawIOBase):
+    """`<r>` and then `<a>` for ever (three bytes at a time): an endless stream, never held."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        size = len(buffer) - len(buffer) % 3
+        buffer[:size] = b"<a>" * (size // 3)
+        return size
+
+
+def test_deep_nesting_stays_small_while_it_is_refused() -> None:
+    """Unbounded, expat keeps ~130 bytes per open element (ten million: 1.3 GB); refused early."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(CorruptFileError, match="max_xml_depth=100"):
+            for _ in iter_xml_items(
+                io.BufferedReader(Nesting()),
+                capture=frozenset(),
+                leaves=frozenset(),
+                ends=frozenset(),
+                vendor="V",
+                stream_name="s",
+                subject="f.xml",
+            ):
+                pass
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * MIB  # expat's stack for one 256 KiB chunk of <a>, however long the stream
 
 
 @pytest.mark.parametrize("nul", [b"\x00", b"&#0;"])
@@ -231,6 +344,29 @@ def test_a_line_over_the_limit_is_refused_before_it_is_read_whole() -> None:
             list(delimited(too_long, limits=limits, on_bad_row=policy).rows())
         assert "line 2 is longer than 1,000 bytes" in str(caught.value)
         assert "over the limit max_line_bytes=1000" in str(caught.value)
+
+
+def test_a_row_over_many_lines_is_refused_by_the_line_limit_even_in_skip_mode() -> None:
+    """Short quoted fields, each holding a line break: every line and field is small."""
+    limits = Limits(max_line_bytes=1000)
+    fits = b"id,note\r\n1," + b'"a\r\n",' * 100 + b"x\r\n"  # 701 bytes over 101 lines
+    with pytest.raises(CorruptFileError, match="a row with 102 fields"):  # shape, not size
+        list(delimited(fits, limits=limits).rows())
+    endless = b"id,note\r\n1,x\r\n2," + b'"a\r\n",' * 100_000 + b"x\r\n3,y\r\n"
+    for policy in ("fail", "skip"):
+        with pytest.raises(CorruptFileError) as caught:
+            list(delimited(endless, limits=limits, on_bad_row=policy).rows())
+        message = str(caught.value)
+        assert "the row starting at line 3 is longer than 1,000 bytes" in message
+        assert "over the limit max_line_bytes=1000" in message
+
+
+def test_rows_over_lines_within_the_limit_read_across_blocks() -> None:
+    limits = Limits(max_line_bytes=3000)
+    rows = [b'%d,"%s"\r\n' % (n, b"line\r\n" * 300) for n in range(300)]  # ~2 KB each
+    read = list(delimited(b"id,note\r\n" + b"".join(rows), limits=limits).rows())
+    assert [fields[0] for _, fields in read] == [str(n) for n in range(300)]
+    assert read[1] == (303, ["1", "line\r\n" * 300])
 
 
 def test_a_field_over_the_limit_is_refused_even_in_skip_mode() -> None:

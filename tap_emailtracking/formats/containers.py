@@ -10,7 +10,12 @@ Every vendor's result goes through `open_container`, so every vendor inherits th
 * the expansion limits (`Limits.max_member_bytes`, `Limits.max_expansion_ratio`) are enforced on
   the bytes actually produced while reading, for the verification pass and the parse alike. The
   sizes in a ZIP's directory only give a cheap early refusal: they are not trusted to be true;
-* a read that fails inside the decompressor (truncated gzip, bad CRC) is `CorruptFileError`.
+* a read that fails inside the decompressor (truncated gzip, bad CRC) is `CorruptFileError`;
+* a ZIP member must be STORED or DEFLATED and not encrypted, checked before it is read: zipfile's
+  bzip2 and LZMA decompressors have no output cap (a 1 KB member with a lying size header expands
+  to gigabytes in one call), and no vendor is documented to use anything but DEFLATE;
+* a `MemoryError` while reading is an unusable result too (`TooLargeToReadError`): the job is
+  forgotten rather than kept to fail the same way on every run.
 
 Crossing a limit is a damaged result (`CorruptFileError` naming the limit and its setting), so the
 job is forgotten and the next run asks for a new export.
@@ -36,6 +41,14 @@ RATIO_FLOOR = 1 << 20
 _BUFFER = 1 << 16
 _CHUNK = 1 << 20
 _DAMAGE = (zipfile.BadZipFile, OSError, EOFError, zlib.error)
+_UNREADABLE = (NotImplementedError, RuntimeError)  # zipfile: Deflate64 and friends, encryption
+_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
+_METHOD_NAMES = {
+    zipfile.ZIP_BZIP2: "bzip2",
+    zipfile.ZIP_LZMA: "LZMA",
+    9: "Deflate64",
+    99: "AES (WinZip)",
+}
 REQUESTED_AGAIN = "re-run the sync: the export is requested again (state did not move)"
 
 
@@ -178,9 +191,10 @@ class Container:
         if self._archive is not None:
             info = self._archive.getinfo(member)
             compressed = min(info.compress_size, self.size)
+            _check_method(self.path, info, self._origin)
             try:
                 inner = self._archive.open(info)
-            except _DAMAGE as exc:
+            except (*_DAMAGE, *_UNREADABLE) as exc:
                 raise self._origin.damaged(self.path, f"member {member}: {exc}") from exc
         elif self.kind == "gzip":
             self._raw.seek(0)
@@ -276,6 +290,7 @@ def _zip_members(
     if not infos:
         raise origin.damaged(path, f"no {suffix.lower() or 'file'} member inside")
     for info in infos:
+        _check_method(path, info, origin)
         compressed = min(info.compress_size, size)
         ratio_cap = max(limits.max_expansion_ratio * compressed, RATIO_FLOOR)
         if info.file_size > limits.max_member_bytes or info.file_size > ratio_cap:
@@ -283,14 +298,45 @@ def _zip_members(
     return [info.filename for info in infos]
 
 
+def _check_method(path: Path, info: zipfile.ZipInfo, origin: Origin) -> None:
+    """Refuse an encrypted member, or one compressed by anything but STORED or DEFLATED."""
+    if info.flag_bits & 0x1:
+        raise origin.damaged(path, f"member {info.filename} is encrypted")
+    if info.compress_type not in _METHODS:
+        method = _METHOD_NAMES.get(info.compress_type, "unknown")
+        raise origin.damaged(
+            path,
+            f"member {info.filename} uses compression method {info.compress_type} ({method}); "
+            "only stored and deflate are read",
+        )
+
+
+class TooLargeToReadError(CorruptFileError):
+    """Reading the file ran out of memory: unusable as it is, so its job is forgotten."""
+
+
 @contextmanager
 def unexpected_errors(*, vendor: str, stream: str | None, subject: str) -> Iterator[None]:
-    """Turn any exception that is not one of the tap's own (a bug, MemoryError, a full disk)
-    into `UnexpectedError` naming the vendor, stream and file; chained, so the traceback stays."""
+    """Name the vendor, stream and file on any exception that is not one of the tap's own.
+
+    A `MemoryError` becomes `TooLargeToReadError` (an unusable result: the job is forgotten, so
+    the next run asks anew instead of repeating it for ever); anything else (a bug, a full disk)
+    becomes `UnexpectedError` (the job is kept). Both are chained, so the traceback stays.
+    """
     try:
         yield
     except TapEmailTrackingError:
         raise
+    except MemoryError as exc:
+        raise TooLargeToReadError(
+            "the file needs more memory than this process could get to read it (MemoryError)",
+            vendor=vendor,
+            stream=stream,
+            subject=subject,
+            action="the export is requested again on the next run (a standing export's file is "
+            "read again); give the tap more memory, or lower the max_*_bytes limits so such a "
+            "file is refused before it fills memory",
+        ) from exc
     except Exception as exc:
         detail = str(exc)
         raise UnexpectedError(
@@ -299,6 +345,5 @@ def unexpected_errors(*, vendor: str, stream: str | None, subject: str) -> Itera
             vendor=vendor,
             stream=stream,
             subject=subject,
-            action="re-run the sync; if it happens again, report this error with its traceback "
-            "(for MemoryError: give the tap more memory, or lower the max_*_bytes limits)",
+            action="re-run the sync; if it happens again, report this error with its traceback",
         ) from exc

@@ -5,13 +5,15 @@ Vendors quote fields holding the delimiter, a quote or a line break, and double 
 (split at LF, CR or CRLF), read as bytes in blocks with a length cap (`max_line_bytes`, so an
 endless line is refused before it is held whole) and decoded line by line, so a byte that is not
 valid text is reported at its true line, and the row holding it (however many lines its quoted
-fields span) is the only row lost.
+fields span) is the only row lost. `max_line_bytes` bounds a logical row too: one row whose quoted
+fields span a million short lines would otherwise be held whole as a list of fields (checked
+between blocks, so a row is refused once it is two blocks, 128 KiB, past the limit).
 
 A bad row (wrong field count, undecodable byte, unreadable quoting) is `MalformedRowError` naming
 the file and the line where the row starts; only a caller that opted in (`on_bad_row="skip"`)
 gets such rows logged and counted (`summary`, "malformed rows skipped") instead. The header is
-never skipped: without it no row can be read. Crossing a limit (line length, field size) is never
-skipped: the file is damaged.
+never skipped: without it no row can be read. Crossing a limit (line or row length, field size)
+is never skipped: the file is damaged.
 
 NUL characters are removed from every line before parsing and counted ("NUL characters removed"):
 they carry no meaning in an export, and PostgreSQL text columns reject them. The encoding must be
@@ -71,6 +73,7 @@ class DelimitedReader:
         self._bad_byte: tuple[int, int, int] | None = None  # first undecodable (line, column, byte)
         self.skipped_rows = 0
         self.nul_removed = 0
+        self._row_start = 1  # the line where the row being read starts
         # Process-wide in the csv module; every reader sets the same configured value.
         csv.field_size_limit(self._limits.max_field_bytes)
         self._reader = csv.reader(
@@ -134,13 +137,23 @@ class DelimitedReader:
         bom = codecs.BOM_UTF8 if self._first_encoding.lower() == "utf-8-sig" else b""
         decode = operator.methodcaller("decode", self._encoding)
         carry = b""
+        fed = 0  # bytes of the lines handed out so far
+        anchor_row, anchor = 0, 0  # the row being read, and `fed` when it was first seen here
         while True:
+            if self._row_start != anchor_row:
+                anchor_row, anchor = self._row_start, fed
+            elif fed - anchor > cap:
+                raise self._exceeded(
+                    "max_line_bytes",
+                    f"the row starting at line {anchor_row} is longer than {cap:,} bytes",
+                )
             block = read(_BLOCK)
             data = carry + block
             if bom:
                 data, bom = data.removeprefix(bom), b""
             lines = data.splitlines(keepends=True)
             carry = lines.pop() if block and lines and not lines[-1].endswith(b"\n") else b""
+            fed += len(data) - len(carry)
             if len(carry) > cap or (lines and max(map(len, lines)) > cap):
                 self._too_long(lines, carry, cap)
             if b"\x00" in data:
@@ -210,7 +223,7 @@ class DelimitedReader:
         reader = self._reader
         skip = self._on_bad_row == "skip"
         while True:
-            start = self.line + 1
+            start = self._row_start = self.line + 1
             try:
                 fields = next(reader)
             except StopIteration:

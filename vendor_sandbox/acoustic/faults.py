@@ -19,6 +19,8 @@ class BexDamage:
     * ``gzip_bomb``: the file becomes gzip (its name unchanged: the tap trusts magic bytes, not
       names) holding its rows, then ``size`` bytes of blank lines: ~1000:1.
     * ``long_line``: a line of ``size`` bytes (``x``, one unquoted field) goes before ``line``.
+    * ``long_row``: a row of about ``size`` bytes goes before ``line``: short quoted fields
+      that each hold a line break, so no line and no field is long.
     * ``latin1``: byte 0xE9 (``é`` in latin-1, never valid alone in UTF-8) goes after the first
       byte of ``line``.
     * ``nul``: a NUL byte goes after the first byte of each of ``count`` lines from ``line``.
@@ -43,6 +45,8 @@ class BexDamage:
         at = self.line - 1
         if self.kind == "long_line":
             lines.insert(at, b"x" * self.size + b"\r\n")
+        elif self.kind == "long_row":
+            lines.insert(at, b'"a\r\n",' * (self.size // 7) + b"x\r\n")
         elif self.kind == "latin1":
             lines[at] = lines[at][:1] + b"\xe9" + lines[at][1:]
         elif self.kind == "nul":

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -72,6 +73,12 @@ class ExactTargetFaults:
     zip_bomb_bytes: int | None = None
     # The first <subscriber> gets a <Huge> attribute whose text is this many bytes long.
     huge_text_bytes: int | None = None
+    # The XML member is compressed another way: "bzip2" or "lzma" (with `zip_bomb_bytes` of
+    # spaces before </accounts>, and both headers stating an expanded size of 50 bytes),
+    # "deflate64" (method 9 in the headers) or "encrypted" (flag bit 0 set).
+    member_method: str | None = None
+    # This many nested <a> go before </accounts>, never closed; the member is stored.
+    nesting_depth: int | None = None
     echo_password_error: bool = False  # every call: in-band error quoting the password
     announce_name: str | None = None  # a complete batch announces this file name instead
     delete_result: bool = False  # a complete batch's file is gone from the file site (expired)
@@ -352,6 +359,8 @@ class ExactTargetApi:
             or faults.truncate_zip
             or faults.zip_bomb_bytes
             or faults.huge_text_bytes
+            or faults.member_method
+            or faults.nesting_depth
         )
         if prebuilt is not None and not shaped:
             os.link(prebuilt, final)
@@ -364,8 +373,13 @@ class ExactTargetApi:
             member_name=name[: -len(".zip")] + ".xml",
             corrupt_xml=self.faults.malformed_xml,
         )
-        if faults.zip_bomb_bytes:
+        if faults.member_method:
+            _rewrite_method(partial, faults.member_method, faults.zip_bomb_bytes or 0)
+        elif faults.zip_bomb_bytes:
             _insert_into_member(partial, b"</accounts>", _padding(faults.zip_bomb_bytes), 0)
+        if faults.nesting_depth:
+            nested = [b"<a>" * faults.nesting_depth]
+            _insert_into_member(partial, b"</accounts>", nested, 0, zipfile.ZIP_STORED)
         if faults.huge_text_bytes:
             huge = [b"<Huge>", b"x" * faults.huge_text_bytes, b"</Huge>"]
             _insert_into_member(partial, b"<subscriber>", huge, len(b"<subscriber>"))
@@ -383,15 +397,44 @@ def _padding(size: int) -> Iterator[bytes]:
         yield piece
 
 
-def _insert_into_member(path: Path, marker: bytes, pieces: Iterable[bytes], after: int) -> None:
+def _rewrite_method(path: Path, method: str, padding: int) -> None:
+    """Give the ZIP's one member another compression method or the encryption flag."""
+    if method in ("bzip2", "lzma"):
+        spaces = (b" " * (1 << 20) for _ in range(0, padding, 1 << 20))
+        compression = zipfile.ZIP_BZIP2 if method == "bzip2" else zipfile.ZIP_LZMA
+        _insert_into_member(path, b"</accounts>", spaces, 0, compression, zip64=False)
+    data = bytearray(path.read_bytes())
+    local, central = data.index(b"PK\x03\x04"), data.index(b"PK\x01\x02")
+    for at, flags, kind, size in ((local, 6, 8, 22), (central, 8, 10, 24)):
+        if method in ("bzip2", "lzma"):
+            struct.pack_into("<I", data, at + size, 50)
+        elif method == "deflate64":
+            struct.pack_into("<H", data, at + kind, 9)
+        elif method == "encrypted":
+            (old,) = struct.unpack_from("<H", data, at + flags)
+            struct.pack_into("<H", data, at + flags, old | 1)
+        else:
+            raise ValueError(f"unknown member_method {method!r}")
+    path.write_bytes(bytes(data))
+
+
+def _insert_into_member(
+    path: Path,
+    marker: bytes,
+    pieces: Iterable[bytes],
+    after: int,
+    compression: int = zipfile.ZIP_DEFLATED,
+    *,
+    zip64: bool = True,
+) -> None:
     """Rewrite the ZIP's one member with `pieces` inserted at the first `marker` (+ `after`)."""
     with zipfile.ZipFile(path) as archive:
         info = archive.infolist()[0]
         data = archive.read(info)
     at = data.index(marker) + after
     with (
-        zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive,
-        archive.open(info.filename, "w", force_zip64=True) as out,
+        zipfile.ZipFile(path, "w", compression=compression) as archive,
+        archive.open(info.filename, "w", force_zip64=zip64) as out,
     ):
         out.write(data[:at])
         for piece in pieces:
