@@ -175,3 +175,29 @@ class JobBoard:
             entry = self._by_id.get(job_id)
             if entry is not None:
                 entry.expired = True
+
+
+class JobBoardCounters:
+    """What a vendor api object tells tests about its jobs, read from its ``jobs`` board."""
+
+    jobs: JobBoard
+
+    @property
+    def submission_log(self) -> list[Submission]:
+        """Every accepted job, oldest first (see :class:`Submission`)."""
+        return self.jobs.log
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most jobs queued or running at once."""
+        return self.jobs.max_in_flight
+
+    @property
+    def jobs_in_flight(self) -> int:
+        """Jobs queued or running now."""
+        return self.jobs.in_flight()
+
+    @property
+    def rejected_submissions(self) -> int:
+        """Submissions refused because ``jobs.limit`` jobs were in flight."""
+        return self.jobs.rejected

@@ -24,7 +24,7 @@ from xml.sax.saxutils import escape
 from werkzeug.wrappers import Request, Response
 
 from vendor_sandbox.acoustic.base import MAX_BODY_BYTES, AcousticState
-from vendor_sandbox.jobs import DONE, QUEUED, JobBoard, JobLimitError, Submission
+from vendor_sandbox.jobs import DONE, QUEUED, JobBoard, JobBoardCounters, JobLimitError
 
 FIRST_JOB_ID = 72649
 #: RawRecipientDataExport event elements -> the ``Event Type`` words they select.
@@ -64,7 +64,7 @@ class _XmlFaultError(Exception):
         self.error_id = error_id
 
 
-class XmlApiPart(AcousticState):
+class XmlApiPart(AcousticState, JobBoardCounters):
     """Raw Recipient Data Export jobs: submitted, polled, written (or not) to the site."""
 
     def _init_xml_api(
@@ -82,26 +82,6 @@ class XmlApiPart(AcousticState):
         self._rrde_built: dict[tuple[Any, ...], Path] = {}
         self._jobs: dict[str, _Job] = {}
         self._next_job_id = FIRST_JOB_ID
-
-    @property
-    def submission_log(self) -> list[Submission]:
-        """Every accepted RRDE job, oldest first (see :class:`~vendor_sandbox.jobs.Submission`)."""
-        return self.jobs.log
-
-    @property
-    def max_in_flight(self) -> int:
-        """The most RRDE jobs waiting or running at once."""
-        return self.jobs.max_in_flight
-
-    @property
-    def jobs_in_flight(self) -> int:
-        """RRDE jobs waiting or running now."""
-        return self.jobs.in_flight()
-
-    @property
-    def rejected_submissions(self) -> int:
-        """Submissions refused because ``jobs.limit`` jobs were in flight."""
-        return self.jobs.rejected
 
     def _xml(self, request: Request) -> tuple[Response, str, str]:
         if request.method != "POST":

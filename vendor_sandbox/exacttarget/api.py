@@ -43,7 +43,14 @@ from xml.sax.saxutils import escape
 from werkzeug.wrappers import Request, Response
 
 from vendor_sandbox.exacttarget.data import ExactTargetDataset
-from vendor_sandbox.jobs import DONE, QUEUED, JobBoard, JobLimitError, JobSettings, Submission
+from vendor_sandbox.jobs import (
+    DONE,
+    QUEUED,
+    JobBoard,
+    JobBoardCounters,
+    JobLimitError,
+    JobSettings,
+)
 from vendor_sandbox.servers.http import echo_page, redirect_answer
 
 if TYPE_CHECKING:
@@ -111,7 +118,7 @@ class _ApiError(Exception):
         self.description = description
 
 
-class ExactTargetApi:
+class ExactTargetApi(JobBoardCounters):
     """WSGI app of the ExactTarget XML API backed by an :class:`ExactTargetDataset`.
 
     Counters: ``submissions`` (accepted BulkAsync calls), ``inquiries`` (answered inquiries of
@@ -166,26 +173,6 @@ class ExactTargetApi:
         self.dataset.write_export(path, activity=activity, sends=sends, member_name="tracking.xml")
         self._prebuilt[(activity, sends)] = path
         return path
-
-    @property
-    def submission_log(self) -> list[Submission]:
-        """Every accepted batch, oldest first (see :class:`~vendor_sandbox.jobs.Submission`)."""
-        return self.jobs.log
-
-    @property
-    def max_in_flight(self) -> int:
-        """The most batches scheduled or processing at once."""
-        return self.jobs.max_in_flight
-
-    @property
-    def jobs_in_flight(self) -> int:
-        """Batches scheduled or processing now."""
-        return self.jobs.in_flight()
-
-    @property
-    def rejected_submissions(self) -> int:
-        """Submissions refused because ``jobs.limit`` batches were in flight."""
-        return self.jobs.rejected
 
     @property
     def results_dir(self) -> Path:
