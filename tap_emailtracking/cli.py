@@ -46,6 +46,8 @@ from contextlib import contextmanager
 from types import FrameType, TracebackType
 from typing import Any, NoReturn
 
+from typing_extensions import override
+
 LOGGER = logging.getLogger("tap-emailtracking")
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 FAILED = 1
@@ -298,6 +300,7 @@ def unreadable_input_error(exc: BaseException) -> Exception | None:
 class _QuietSdkStreamError(logging.Filter):
     """Drop the SDK's generic 'unhandled error' line for an error we report in one line."""
 
+    @override
     def filter(self, record: logging.LogRecord) -> bool:
         if record.msg != _SDK_STREAM_ERROR:
             return True

@@ -27,6 +27,8 @@ from functools import cache
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+from typing_extensions import override
+
 MASK = "***REDACTED***"
 
 # Setting names whose values are secrets, wherever they appear in the config tree.
@@ -193,6 +195,7 @@ class RedactingFormatter(logging.Formatter):
         super().__init__()
         self.inner = inner or logging.Formatter()
 
+    @override
     def format(self, record: logging.LogRecord) -> str:
         return redact(self.inner.format(record))
 

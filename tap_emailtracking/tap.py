@@ -27,6 +27,7 @@ from singer_sdk.helpers.capabilities import (
     PluginCapabilities,
     TapCapabilities,
 )
+from typing_extensions import override
 
 from tap_emailtracking import cli, redaction
 from tap_emailtracking.checks import SettingsReader, warn_unknown_keys
@@ -79,6 +80,7 @@ def _day(value: str, setting: str) -> date:
 class WholeMessageWriter(StateFlushingWriter):
     """Output blocks are written whole: a signal during a write is raised once it is out."""
 
+    @override
     def flush_pending(self) -> None:
         """Write the queue out, holding SIGINT/SIGTERM until it is (see `cli.shielded`)."""
         with cli.shielded():
@@ -189,6 +191,7 @@ class TapEmailTracking(Tap):
             self.settings_of(vendor)
 
     @classmethod
+    @override
     def invoke(cls, **kwargs: Any) -> None:
         """Run the sync; the SDK's multi-line config-validation report becomes one line."""
         try:
@@ -197,6 +200,7 @@ class TapEmailTracking(Tap):
             raise cli.config_validation_error(exc) from None
 
     @classmethod
+    @override
     def get_singer_command(cls) -> click.Command:
         """The SDK's command, ended by `cli.run`: exit codes, one-line errors, the summary."""
         command = super().get_singer_command()
@@ -208,6 +212,7 @@ class TapEmailTracking(Tap):
         command.main = main  # type: ignore[method-assign]
         return command
 
+    @override
     def _setup_signal_handlers(self) -> None:
         """Keep `cli`'s handlers: the SDK's would end an interrupted run with exit code 0."""
 
@@ -215,6 +220,7 @@ class TapEmailTracking(Tap):
         """Vendors whose settings object is present."""
         return [vendor for vendor in VENDORS if self.config.get(vendor.key)]
 
+    @override
     def discover_streams(self) -> list[Stream]:
         """Streams of every vendor whose settings are present; sources are built on first use."""
         streams: list[Stream] = []

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from typing_extensions import Self
+from typing_extensions import Self, override
 
 from vendor_sandbox.acoustic.api import AcousticApi
 from vendor_sandbox.acoustic.data import (
@@ -214,6 +214,7 @@ class Sandbox(Lifecycle):
         )
         self.known_hosts = root / "known_hosts"
 
+    @override
     def start(self) -> Self:
         """Start every server (HTTP, SFTP, FTP, FTPS); if one fails, stop those started."""
         try:
@@ -225,6 +226,7 @@ class Sandbox(Lifecycle):
         self.sftp.write_known_hosts(self.known_hosts)
         return self
 
+    @override
     def stop(self) -> None:
         """Stop every server, closing client connections."""
         for server in (self.ftps, self.ftp, self.sftp, self.http):

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
 
+from typing_extensions import override
+
 from tap_emailtracking.errors import CorruptFileError, TapEmailTrackingError, UnexpectedError
 from tap_emailtracking.limits import Limits
 
@@ -117,9 +119,11 @@ class _Bounded(io.RawIOBase):
             ratio_cap = max(int(limits.max_expansion_ratio * compressed), RATIO_FLOOR)
             self._cap = min(self._cap, ratio_cap)
 
+    @override
     def readable(self) -> bool:
         return True
 
+    @override
     def readinto(self, buffer: Any) -> int:
         try:
             data = self._inner.read(len(buffer))
@@ -132,6 +136,7 @@ class _Bounded(io.RawIOBase):
             raise _over_limit(self._limits, self._origin, self._member, self.expanded, None)
         return size
 
+    @override
     def close(self) -> None:
         try:
             self._inner.close()
@@ -231,9 +236,11 @@ class _Unclosed(io.RawIOBase):
         super().__init__()
         self._raw = raw
 
+    @override
     def readable(self) -> bool:
         return True
 
+    @override
     def read(self, size: int = -1) -> bytes:
         return self._raw.read(size)
 

@@ -21,6 +21,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Literal, TypeVar
 
+from typing_extensions import override
+
 from tap_emailtracking import summary
 from tap_emailtracking.errors import (
     AuthenticationError,
@@ -168,6 +170,7 @@ class FileSite(ABC):
         self._sleep = sleep
         self._skipped_entries: set[str] = set()
 
+    @override
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.settings.url}, vendor={self.vendor!r})"
 

@@ -15,6 +15,8 @@ import ssl
 from collections.abc import Callable
 from datetime import datetime, timezone
 
+from typing_extensions import override
+
 from tap_emailtracking.errors import ConfigurationError, TransportError
 from tap_emailtracking.transports.files import (
     FailureKind,
@@ -47,6 +49,7 @@ class FtpFileSite(FileSite):
 
     _ftp: ftplib.FTP | None = None
 
+    @override
     def _is_connected(self) -> bool:
         return self._ftp is not None
 
@@ -78,6 +81,7 @@ class FtpFileSite(FileSite):
                 ) from exc
         return context
 
+    @override
     def _connect(self) -> None:
         s = self.settings
         ftp: ftplib.FTP
@@ -129,11 +133,13 @@ class FtpFileSite(FileSite):
             " (TLS)" if s.protocol == "ftps" else "",
         )
 
+    @override
     def _disconnect(self) -> None:
         ftp, self._ftp = self._ftp, None
         if ftp is not None:
             ftp.close()
 
+    @override
     def close(self) -> None:
         """Say QUIT to a healthy session (briefly), then close it."""
         ftp = self._ftp
@@ -148,6 +154,7 @@ class FtpFileSite(FileSite):
             raise ConnectionError("not connected")  # retried: reconnects
         return self._ftp
 
+    @override
     def _remote_size(self, path: str) -> int | None:
         ftp = self._session()
         ftp.voidcmd("TYPE I")  # SIZE is refused in ASCII mode
@@ -158,6 +165,7 @@ class FtpFileSite(FileSite):
                 raise
             return None  # SIZE not supported: download to the end, no size check
 
+    @override
     def _retrieve(
         self, path: str, offset: int, size: int | None, sink: Callable[[bytes], None]
     ) -> None:
@@ -165,6 +173,7 @@ class FtpFileSite(FileSite):
         ftp.voidcmd("TYPE I")
         ftp.retrbinary(f"RETR {path}", sink, blocksize=self.blocksize, rest=offset or None)
 
+    @override
     def _list(self, folder: str) -> list[RemoteFile]:
         ftp = self._session()
         try:
@@ -215,6 +224,7 @@ class FtpFileSite(FileSite):
             files.append(RemoteFile(name=name, size=size, modified=modified))
         return files
 
+    @override
     def _classify(self, exc: Exception) -> FailureKind | None:
         if isinstance(exc, ftplib.error_perm):
             code = _reply_code(exc)

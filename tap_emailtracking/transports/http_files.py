@@ -25,6 +25,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
+from typing_extensions import override
 
 from tap_emailtracking.errors import (
     AuthenticationError,
@@ -68,6 +69,7 @@ _QUERY = re.compile(r"\?[^\s'\"<>)]*")
 class _QueryScrubber(logging.Filter):
     """Cut URL queries out of urllib3's debug lines ("GET /file?X-Signature=... 200")."""
 
+    @override
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
             record.args = tuple(
@@ -177,6 +179,7 @@ class HttpFileSite(FileSite):
 
     # --- the public API: URLs instead of names
 
+    @override
     def download(
         self,
         name: str,
@@ -197,10 +200,12 @@ class HttpFileSite(FileSite):
         finally:
             self._urls.pop(label, None)
 
+    @override
     def list_files(self) -> list[RemoteFile]:
         """An HTTP result host has no folder to list: results are announced by the vendor's API."""
         raise NotImplementedError("an HTTP result site cannot be listed")
 
+    @override
     def remote_path(self, name: str) -> str:
         """The full URL behind a name `download` handed to the shared code."""
         return self._urls.get(name) or self._absolute(name)
@@ -229,9 +234,11 @@ class HttpFileSite(FileSite):
 
     # --- protocol hooks
 
+    @override
     def _is_connected(self) -> bool:
         return self._vendor_session is not None and self._bare_session is not None
 
+    @override
     def _connect(self) -> None:
         _scrub_urllib3_logs()
         vendor = requests.Session()
@@ -242,6 +249,7 @@ class HttpFileSite(FileSite):
         bare.headers.update({"User-Agent": self._user_agent, "Accept-Encoding": "identity"})
         self._vendor_session, self._bare_session = vendor, bare
 
+    @override
     def _disconnect(self) -> None:
         for session in (self._vendor_session, self._bare_session):
             if session is not None:
@@ -256,13 +264,16 @@ class HttpFileSite(FileSite):
             raise RuntimeError("HTTP sessions missing after connect")
         return session
 
+    @override
     def _remote_size(self, path: str) -> int | None:
         """Unknown until the GET answers: signed URLs are signed for GET alone, so no HEAD."""
         return None
 
+    @override
     def _list(self, folder: str) -> list[RemoteFile]:
         raise NotImplementedError("an HTTP result site cannot be listed")
 
+    @override
     def _retrieve(self, path: str, offset: int, size: int | None, sink: DownloadSink) -> None:
         response, url, vendor_host = self._get(path, offset)
         try:
@@ -282,6 +293,7 @@ class HttpFileSite(FileSite):
         finally:
             response.close()
 
+    @override
     def _classify(self, exc: Exception) -> FailureKind | None:
         if isinstance(exc, HttpStatusError):
             return self._classify_status(exc)
@@ -459,6 +471,7 @@ class HttpFileSite(FileSite):
 
     # --- errors
 
+    @override
     def _final_error(
         self, kind: FailureKind, exc: Exception, *, name: str | None, path: str
     ) -> TapEmailTrackingError:
@@ -518,10 +531,12 @@ class HttpFileSite(FileSite):
             "vendor's address",
         )
 
+    @override
     def _describe(self, exc: BaseException) -> str:
         """The shared one-line description, with every URL query cut off."""
         return _QUERY.sub("?…", super()._describe(exc))
 
+    @override
     def _subject(self, path: str) -> str:
         return safe_address(path)
 

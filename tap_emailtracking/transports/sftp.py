@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import paramiko
+from typing_extensions import override
 
 from tap_emailtracking import cli
 from tap_emailtracking.errors import AuthenticationError, ConfigurationError
@@ -47,6 +48,7 @@ class _UnknownHostKeyError(Exception):
 class _RefuseUnknownHostKey(paramiko.MissingHostKeyPolicy):
     """Like RejectPolicy, but hands the offered key back so the message can show it."""
 
+    @override
     def missing_host_key(
         self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
     ) -> None:
@@ -56,6 +58,7 @@ class _RefuseUnknownHostKey(paramiko.MissingHostKeyPolicy):
 class _AcceptAnyHostKey(paramiko.MissingHostKeyPolicy):
     """The explicit opt-out: accept without saving (AutoAddPolicy would write known_hosts)."""
 
+    @override
     def missing_host_key(
         self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
     ) -> None:
@@ -93,12 +96,14 @@ class SftpFileSite(FileSite):
     _client: paramiko.SSHClient | None = None
     _sftp: paramiko.SFTPClient | None = None
 
+    @override
     def _is_connected(self) -> bool:
         return self._sftp is not None
 
     def _known_hosts(self) -> Path:
         return Path(self.settings.sftp_known_hosts_file or _DEFAULT_KNOWN_HOSTS).expanduser()
 
+    @override
     def _connect(self) -> None:
         s = self.settings
         timeout = s.timeout_seconds
@@ -195,6 +200,7 @@ class SftpFileSite(FileSite):
             "to false",
         )
 
+    @override
     def _disconnect(self) -> None:
         sftp, client = self._sftp, self._client
         self._sftp = self._client = None
@@ -209,12 +215,14 @@ class SftpFileSite(FileSite):
             raise ConnectionError("not connected")  # retried: reconnects
         return self._sftp
 
+    @override
     def _remote_size(self, path: str) -> int | None:
         attrs = self._session().stat(path)
         if attrs.st_mode is not None and stat.S_ISDIR(attrs.st_mode):
             raise FileNotFoundError(path)  # a folder is not the file we were promised
         return attrs.st_size
 
+    @override
     def _retrieve(
         self, path: str, offset: int, size: int | None, sink: Callable[[bytes], None]
     ) -> None:
@@ -231,6 +239,7 @@ class SftpFileSite(FileSite):
             with contextlib.suppress(Exception):
                 handle.close()
 
+    @override
     def _list(self, folder: str) -> list[RemoteFile]:
         files = []
         for attrs in self._session().listdir_attr(folder):
@@ -244,6 +253,7 @@ class SftpFileSite(FileSite):
             files.append(RemoteFile(name=attrs.filename, size=attrs.st_size, modified=modified))
         return files
 
+    @override
     def _classify(self, exc: Exception) -> FailureKind | None:
         if isinstance(exc, paramiko.AuthenticationException):
             return "auth"

@@ -19,6 +19,8 @@ from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from typing_extensions import override
+
 from vendor_sandbox.acoustic.base import UTC, AcousticState
 from vendor_sandbox.acoustic.data import DEFAULT_EXPORT_FILE_NAME, WrittenFile, bex_file_name
 from vendor_sandbox.acoustic.faults import BexDamage
@@ -149,6 +151,7 @@ class BexFilesPart(AcousticState):
         start = _as_utc(period_start)
         return channel.file_name(start + timedelta(hours=channel.job_frequency))
 
+    @override
     def rotate_bex_files(self, until: datetime, *, write_partial: bool = True) -> list[str]:
         """Write the file of every period that completed by ``until``; the names written.
 

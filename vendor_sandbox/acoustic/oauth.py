@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
+from typing_extensions import override
 from werkzeug.wrappers import Request, Response
 
 from vendor_sandbox.acoustic.base import AcousticState, json_response
@@ -147,6 +148,7 @@ class OAuthPart(AcousticState):
             200,
         )
 
+    @override
     def _authorized(self, request: Request) -> bool:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")

@@ -13,6 +13,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from typing_extensions import override
 from werkzeug.wrappers import Request, Response
 
 from vendor_sandbox.acoustic.base import MAX_BODY_BYTES, AcousticState, json_response
@@ -53,6 +54,7 @@ class DefinitionsPart(AcousticState):
         with self._lock:
             return [json.loads(json.dumps(d)) for _, d in sorted(self._definitions.items())]
 
+    @override
     def definition_for(self, contact_source_id: str | None = None) -> dict[str, Any] | None:
         """The definition of a database (default: the dataset's), or None."""
         wanted = contact_source_id or self.dataset.spec.contact_source_id

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from types import TracebackType
 
-from typing_extensions import Self
+from typing_extensions import Self, override
 
 JOIN_TIMEOUT = 10.0
 
@@ -56,6 +56,7 @@ class ThreadedServer(Lifecycle):
     def running(self) -> bool:
         return self._thread is not None
 
+    @override
     def start(self) -> Self:
         """Bind and serve in a daemon thread; returns self once clients can connect."""
         if self._thread is not None:
@@ -73,6 +74,7 @@ class ThreadedServer(Lifecycle):
             raise
         return self
 
+    @override
     def stop(self) -> None:
         """End the serving loop, wait for its thread and release the socket."""
         thread = self._thread

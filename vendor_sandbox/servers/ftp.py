@@ -30,6 +30,7 @@ from pyftpdlib.filesystems import AbstractedFS
 from pyftpdlib.handlers import DTPHandler, FTPHandler, TLS_DTPHandler, TLS_FTPHandler
 from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.servers import FTPServer
+from typing_extensions import override
 
 from vendor_sandbox.servers.base import ThreadedServer
 from vendor_sandbox.servers.faults import DownloadFaults
@@ -209,6 +210,7 @@ class FtpServer(ThreadedServer):
         self._server: Any = None
         self._stopping = threading.Event()
 
+    @override
     def __repr__(self) -> str:
         scheme = "ftps" if self.tls else "ftp"
         return f"FtpServer({scheme}://{self.host}:{self.port}, root={str(self.root)!r})"
@@ -247,12 +249,14 @@ class FtpServer(ThreadedServer):
         )
         return type("SandboxFTPSHandler", (_CountingControl, TLS_FTPHandler), attrs)
 
+    @override
     def _bind(self) -> None:
         handler = self._handler_class()
         self._server = FTPServer((self.host, self._requested_port), handler, ioloop=IOLoop())
         self.port = int(self._server.address[1])
         self._stopping.clear()
 
+    @override
     def _serve(self) -> None:
         server = self._server
         try:
@@ -261,9 +265,11 @@ class FtpServer(ThreadedServer):
         finally:
             server.close_all()  # clients get EOF instead of hanging
 
+    @override
     def _shutdown(self) -> None:
         self._stopping.set()
 
+    @override
     def _cleanup(self) -> None:
         self._server = None
         if self._own_cert_dir is not None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
+from typing_extensions import override
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
@@ -25,6 +26,7 @@ _POLL_SECONDS = 0.05
 class _QuietRequestHandler(WSGIRequestHandler):
     """Drop the per-request access log line; errors are still logged."""
 
+    @override
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         return
 
@@ -70,6 +72,7 @@ class HttpServer(ThreadedServer):
         self.ca_file: Path | None = None
         self._server: BaseWSGIServer | None = None
 
+    @override
     def __repr__(self) -> str:
         return f"HttpServer({self.url})"
 
@@ -79,6 +82,7 @@ class HttpServer(ThreadedServer):
         scheme = "http" if self.tls_dir is None else "https"
         return f"{scheme}://{self.host}:{self.port}"
 
+    @override
     def _bind(self) -> None:
         ssl_context: tuple[str, str] | None = None
         if self.tls_dir is not None:
@@ -102,14 +106,17 @@ class HttpServer(ThreadedServer):
             raise OSError(errno.EADDRINUSE, f"cannot listen on {port}: in use") from None
         self.port = self._server.server_port
 
+    @override
     def _serve(self) -> None:
         if self._server is not None:
             self._server.serve_forever(poll_interval=_POLL_SECONDS)
 
+    @override
     def _shutdown(self) -> None:
         if self._server is not None:
             self._server.shutdown()
 
+    @override
     def _cleanup(self) -> None:
         if self._server is not None:
             self._server.server_close()

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncssh
+from typing_extensions import override
 
 from vendor_sandbox.servers.base import ThreadedServer
 from vendor_sandbox.servers.faults import DownloadFaults
@@ -64,6 +65,7 @@ class _SandboxSftp(asyncssh.SFTPServer):
             client_path = posixpath.normpath(posixpath.join("/", path.decode("utf-8", "replace")))
             self._on_access(operation, client_path)
 
+    @override
     async def scandir(self, path: bytes) -> AsyncIterator[asyncssh.SFTPName]:
         self._notify("list", path)
         async for name in super().scandir(path):
@@ -78,24 +80,29 @@ class _SandboxSftp(asyncssh.SFTPServer):
             )
             yield asyncssh.SFTPName(extra.encode(), b"", attrs)
 
+    @override
     def stat(self, path: bytes) -> Any:  # asyncssh: stat_result | SFTPAttrs (maybe awaitable)
         self._notify("stat", path)
         return super().stat(path)
 
+    @override
     def lstat(self, path: bytes) -> Any:
         self._notify("stat", path)
         return super().lstat(path)
 
+    @override
     def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
         file_obj = super().open(path, pflags, attrs)
         if self._faults is not None and not pflags & asyncssh.FXF_WRITE:
             self._reads[id(file_obj)] = _ReadState()
         return file_obj
 
+    @override
     def close(self, file_obj: object) -> None:
         self._reads.pop(id(file_obj), None)
         super().close(file_obj)
 
+    @override
     def read(self, file_obj: object, offset: int, size: int) -> bytes:
         data: bytes = super().read(file_obj, offset, size)  # type: ignore[assignment]
         state = self._reads.get(id(file_obj))
@@ -121,20 +128,25 @@ class _SandboxSsh(asyncssh.SSHServer):
         self._owner = owner
         self._conn: asyncssh.SSHServerConnection | None = None
 
+    @override
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self._conn = conn
         self._owner._connections.add(conn)
 
+    @override
     def connection_lost(self, exc: Exception | None) -> None:
         if self._conn is not None:
             self._owner._connections.discard(self._conn)
 
+    @override
     def begin_auth(self, username: str) -> bool:
         return True
 
+    @override
     def password_auth_supported(self) -> bool:
         return True
 
+    @override
     def validate_password(self, username: str, password: str) -> bool:
         user_ok = hmac.compare_digest(username.encode(), self._owner.username.encode())
         password_ok = hmac.compare_digest(password.encode(), self._owner._password.encode())
@@ -173,21 +185,25 @@ class SftpServer(ThreadedServer):
         self._connections: set[asyncssh.SSHServerConnection] = set()
         self._host_key: asyncssh.SSHKey | None = None
 
+    @override
     def __repr__(self) -> str:
         return f"SftpServer(sftp://{self.host}:{self.port}, root={str(self.root)!r})"
 
     # --- lifecycle
 
+    @override
     def _bind(self) -> None:
         quiet = logging.getLogger("asyncssh")
         if quiet.level == logging.NOTSET:
             quiet.setLevel(logging.WARNING)
         self._loop = asyncio.new_event_loop()
 
+    @override
     def _serve(self) -> None:
         if self._loop is not None:
             self._loop.run_forever()
 
+    @override
     def _wait_listening(self) -> None:
         if self._loop is not None:
             asyncio.run_coroutine_threadsafe(self._listen(), self._loop).result(_START_TIMEOUT)
@@ -227,6 +243,7 @@ class SftpServer(ThreadedServer):
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
 
+    @override
     def _shutdown(self) -> None:
         loop = self._loop
         if loop is None:
@@ -238,6 +255,7 @@ class SftpServer(ThreadedServer):
         finally:
             loop.call_soon_threadsafe(loop.stop)
 
+    @override
     def _cleanup(self) -> None:
         if self._loop is not None:
             self._loop.close()
