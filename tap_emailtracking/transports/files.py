@@ -119,7 +119,7 @@ class RemoteFile:
     modified: datetime | None  # aware, UTC
 
 
-class _ShortTransferError(Exception):
+class ShortTransferError(Exception):
     """The server ended a transfer cleanly but early; retried like a drop."""
 
 
@@ -342,7 +342,7 @@ class FileSite(ABC):
                     self._close_local(out)
             written = self._local_size(destination)
             if size is not None and written < size:
-                raise _ShortTransferError(f"the transfer ended at byte {written} of {size}")
+                raise ShortTransferError(f"the transfer ended at byte {written} of {size}")
             if size is not None and written > size:
                 raise CorruptFileError(
                     f"the download of {name!r} has {written} bytes but the site said {size}",
@@ -418,7 +418,7 @@ class FileSite(ABC):
                 raise self._local_error(destination, exc.error) from exc.error
             except Exception as exc:
                 kind: FailureKind | None = (
-                    "retry" if isinstance(exc, _ShortTransferError) else self._classify(exc)
+                    "retry" if isinstance(exc, ShortTransferError) else self._classify(exc)
                 )
                 if kind is None:
                     self._disconnect()

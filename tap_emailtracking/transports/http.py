@@ -267,13 +267,13 @@ _TAG = re.compile(r"<[^<>]{0,2000}>")
 _BOM = b"\xef\xbb\xbf"
 
 
-def _head(content: bytes) -> bytes:
+def answer_head(content: bytes) -> bytes:
     """The first non-blank bytes of an answer, without a UTF-8 byte order mark."""
     head = content[:4096].lstrip()
     return head[len(_BOM) :].lstrip() if head.startswith(_BOM) else head
 
 
-def _html_markup(head: bytes) -> bool:
+def starts_like_html(head: bytes) -> bool:
     """The answer starts like an HTML document (doctype or an HTML element first)."""
     match = _FIRST_TAG.match(head)
     if match is None:
@@ -284,8 +284,8 @@ def _html_markup(head: bytes) -> bool:
 
 def is_html(response: requests.Response) -> bool:
     """An HTML page: it starts like one, or it is labelled HTML and is no markup of any kind."""
-    head = _head(response.content)
-    if _html_markup(head):
+    head = answer_head(response.content)
+    if starts_like_html(head):
         return True
     content_type = response.headers.get("Content-Type", "").lower()
     return "html" in content_type and not head.startswith(b"<")
@@ -336,10 +336,10 @@ def expect_json(response: requests.Response, call: ApiCall, *, allow_empty: bool
 
     The body decides, not the label: JSON served as text/html is still read.
     """
-    head = _head(response.content)
+    head = answer_head(response.content)
     if allow_empty and not head:
         return None
-    if _html_markup(head):
+    if starts_like_html(head):
         raise _wrong_kind(response, "JSON", call)
     try:
         return json.loads(response.content)
@@ -352,8 +352,8 @@ def expect_xml(response: requests.Response, call: ApiCall) -> bytes:
 
     The caller parses it (with entities off) and checks its root: this only tells XML from HTML.
     """
-    head = _head(response.content)
-    if _html_markup(head) or not head.startswith(b"<"):
+    head = answer_head(response.content)
+    if starts_like_html(head) or not head.startswith(b"<"):
         raise _wrong_kind(response, "XML", call)
     return response.content
 

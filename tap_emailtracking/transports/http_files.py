@@ -43,19 +43,19 @@ from tap_emailtracking.transports.files import (
     FileSiteSettings,
     ProgressCallback,
     RemoteFile,
-    _ShortTransferError,
+    ShortTransferError,
     logger,
 )
 from tap_emailtracking.transports.http import (
     MAX_REDIRECTS,
     RETRY_STATUSES,
     TRANSIENT_EXCEPTIONS,
-    _head,
-    _html_markup,
+    answer_head,
     excerpt,
     origin,
     redirect_target,
     safe_address,
+    starts_like_html,
 )
 from tap_emailtracking.transports.retry import Sleep, retry_after_seconds
 
@@ -287,7 +287,7 @@ class HttpFileSite(FileSite):
                 sink(chunk)
                 received += len(chunk)
             if expected is not None and received < expected:
-                raise _ShortTransferError(
+                raise ShortTransferError(
                     f"the transfer ended at byte {start + received} of {start + expected}"
                 )
         finally:
@@ -425,7 +425,7 @@ class HttpFileSite(FileSite):
 
     def _refuse_page(self, head: bytes, response: requests.Response, url: str) -> None:
         """An HTML page where the file should be (a proxy, a login or an "expired" page)."""
-        if not _html_markup(_head(head)):
+        if not starts_like_html(answer_head(head)):
             return
         raise CorruptFileError(
             f"the result download from {safe_address(url)} answered an HTML page (a proxy, "
