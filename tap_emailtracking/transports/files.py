@@ -70,6 +70,7 @@ SETTING_NAMES: dict[str, str] = {
 _SITE_KEYS = frozenset({"host", "port", "username", "password", "folder"})
 
 _T = TypeVar("_T")
+_E = TypeVar("_E", bound=TapEmailTrackingError)
 
 
 @dataclass(frozen=True)
@@ -344,10 +345,9 @@ class FileSite(ABC):
             if size is not None and written < size:
                 raise ShortTransferError(f"the transfer ended at byte {written} of {size}")
             if size is not None and written > size:
-                raise CorruptFileError(
+                raise self._error(
+                    CorruptFileError,
                     f"the download of {name!r} has {written} bytes but the site said {size}",
-                    vendor=self.vendor,
-                    stream=self.stream,
                     subject=self._subject(path),
                     action="the file probably changed while it was read; re-run the sync",
                 )
@@ -376,13 +376,11 @@ class FileSite(ABC):
         result: the job that announced it is forgotten and the next run submits it afresh.
         """
         if unsafe_name(name):
-            raise RefusedFileNameError(
+            raise self._error(
+                RefusedFileNameError,
                 f"refused the result file name {name!r}: it must be a relative name inside the "
                 f"folder {self.settings.folder!r} (no absolute path, '..', backslash, control "
                 "character or segment over 255 bytes), so it is not downloaded",
-                vendor=self.vendor,
-                stream=self.stream,
-                subject=self.settings.url,
                 action="re-run the sync: the job that announced this name is forgotten and a new "
                 "one is submitted; if the vendor announces such a name again, report it to them",
             )
@@ -462,10 +460,9 @@ class FileSite(ABC):
     ) -> TapEmailTrackingError:
         subject = self._subject(path)
         if kind == "auth":
-            return AuthenticationError(
+            return self._error(
+                AuthenticationError,
                 f"the file site refused the login of user {self.settings.username!r}",
-                vendor=self.vendor,
-                stream=self.stream,
                 subject=subject,
                 action=f"check {self.settings.setting('username')} / "
                 f"{self.settings.setting('password')} (and that this user may use "
@@ -477,34 +474,29 @@ class FileSite(ABC):
                 if name is not None
                 else f"the folder {self.settings.folder!r} does not exist"
             )
-            return RemoteFileMissingError(
+            return self._error(
+                RemoteFileMissingError,
                 what,
-                vendor=self.vendor,
-                stream=self.stream,
                 subject=subject,
-                action=(
-                    "the file may have expired from the site (vendors keep result files for a "
-                    f"limited time) or {self.settings.setting('folder')} is wrong; re-run the "
-                    "sync: the job that announced it is forgotten and a new one is submitted"
-                    if name is not None
-                    else f"check {self.settings.setting('folder')} against what the vendor "
-                    "gave you, then re-run the sync"
-                ),
+                action="the file may have expired from the site (vendors keep result files for a "
+                f"limited time) or {self.settings.setting('folder')} is wrong; re-run the "
+                "sync: the job that announced it is forgotten and a new one is submitted"
+                if name is not None
+                else f"check {self.settings.setting('folder')} against what the vendor "
+                "gave you, then re-run the sync",
             )
         if kind == "denied":
-            return AuthenticationError(
+            return self._error(
+                AuthenticationError,
                 f"the site does not let user {self.settings.username!r} read "
                 f"{name if name is not None else self.settings.folder!r}: {self._describe(exc)}",
-                vendor=self.vendor,
-                stream=self.stream,
                 subject=subject,
                 action="ask the vendor to grant this user read access to the folder, or fix "
                 f"{self.settings.setting('folder')}",
             )
-        return TransportError(
+        return self._error(
+            TransportError,
             f"the file site refused the request: {self._describe(exc)}",
-            vendor=self.vendor,
-            stream=self.stream,
             subject=subject,
             action=f"check {self.settings.setting('protocol')}, {self.settings.setting('host')} "
             f"and {self.settings.setting('port')} against what the vendor gave you",
@@ -515,10 +507,9 @@ class FileSite(ABC):
     ) -> TransportError:
         doing = f"downloading {name!r}" if name is not None else "listing the folder"
         got = f" ({on_disk} bytes were on disk)" if name is not None else ""
-        return TransportError(
+        return self._error(
+            TransportError,
             f"{doing} failed {attempts} times in a row{got}; last error: {self._describe(exc)}",
-            vendor=self.vendor,
-            stream=self.stream,
             subject=self._subject(path),
             action=f"check that {self.settings.url} is reachable from this machine (host, port, "
             "firewall, VPN) and re-run the sync; on a slow or flaky link raise "
@@ -539,6 +530,16 @@ class FileSite(ABC):
     def _subject(self, path: str) -> str:
         return f"{self.settings.url}{'' if path.startswith('/') else '/'}{path}"
 
+    def _error(self, kind: type[_E], what: str, *, action: str, subject: str | None = None) -> _E:
+        """An error of this site: its vendor and stream, and the site's URL unless told."""
+        return kind(
+            what,
+            vendor=self.vendor,
+            stream=self.stream,
+            subject=self.settings.url if subject is None else subject,
+            action=action,
+        )
+
     def _who(self) -> str:
         return self.vendor if self.stream is None else f"{self.vendor}/{self.stream}"
 
@@ -547,20 +548,16 @@ class FileSite(ABC):
     def _local_error(self, destination: Path | None, exc: OSError) -> TapEmailTrackingError:
         if exc.errno in (errno.ENAMETOOLONG, errno.EINVAL):
             # The local file system refuses the name itself: every run would fail the same way.
-            return RefusedFileNameError(
+            return self._error(
+                RefusedFileNameError,
                 f"refused the result file name: the local file {destination} cannot be "
                 f"created ({exc.strerror})",
-                vendor=self.vendor,
-                stream=self.stream,
-                subject=self.settings.url,
                 action="re-run the sync: the job that announced this name is forgotten and a new "
                 "one is submitted; if the vendor announces such a name again, report it to them",
             )
-        return TapEmailTrackingError(
+        return self._error(
+            TapEmailTrackingError,
             f"could not write the download to {destination}: {exc}",
-            vendor=self.vendor,
-            stream=self.stream,
-            subject=self.settings.url,
             action="free disk space in the temporary folder (or point TMPDIR elsewhere) and re-run",
         )
 

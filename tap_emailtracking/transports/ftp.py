@@ -71,11 +71,9 @@ class FtpFileSite(FileSite):
             try:
                 context.load_verify_locations(cafile=s.tls_ca_file)
             except (OSError, ssl.SSLError) as exc:
-                raise ConfigurationError(
+                raise self._error(
+                    ConfigurationError,
                     f"cannot load the CA file {s.tls_ca_file!r}: {self._describe(exc)}",
-                    vendor=self.vendor,
-                    stream=self.stream,
-                    subject=s.url,
                     action=f"point {s.setting('tls_ca_file')} at a readable "
                     "PEM file with the CA certificate(s) of the site",
                 ) from exc
@@ -99,12 +97,10 @@ class FtpFileSite(FileSite):
             ftp.set_pasv(True)
         except ssl.SSLCertVerificationError as exc:
             ftp.close()
-            raise TransportError(
+            raise self._error(
+                TransportError,
                 "the site's TLS certificate did not verify: "
                 f"{exc.verify_message or self._describe(exc)}",
-                vendor=self.vendor,
-                stream=self.stream,
-                subject=s.url,
                 action=f"set {s.setting('tls_ca_file')} to the CA that signed "
                 "the site's certificate (ask the vendor), and check that the host name matches "
                 "the certificate",
@@ -113,11 +109,9 @@ class FtpFileSite(FileSite):
             ftp.close()
             if _reply_code(exc) == "530":
                 raise  # classified as a refused login, with the settings to check
-            raise TransportError(
+            raise self._error(
+                TransportError,
                 f"the site refused to log in: {self._describe(exc)}",
-                vendor=self.vendor,
-                stream=self.stream,
-                subject=s.url,
                 action=f"check {s.setting('protocol')}: a site that requires "
                 "TLS needs ftps, and a plain FTP site rejects ftps",
             ) from exc

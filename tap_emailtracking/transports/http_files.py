@@ -223,11 +223,9 @@ class HttpFileSite(FileSite):
             problem = "it is plain http while the vendor's API is https"
         if problem is None:
             return url
-        raise RefusedFileNameError(
+        raise self._error(
+            RefusedFileNameError,
             f"refused the result URL {safe_address(url)}: {problem}, so it is not downloaded",
-            vendor=self.vendor,
-            stream=self.stream,
-            subject=self.settings.url,
             action="re-run the sync: the job that announced it is forgotten and a new one is "
             "submitted; if the vendor announces such a URL again, report it to them",
         )
@@ -340,12 +338,10 @@ class HttpFileSite(FileSite):
                     safe_address(target, path=False),
                 )
             url = target
-        raise VendorError(
+        raise self._error(
+            VendorError,
             f"the result download was redirected more than {MAX_REDIRECTS} times "
             f"(last to {safe_address(url)})",
-            vendor=self.vendor,
-            stream=self.stream,
-            subject=self.settings.url,
             action="re-run the sync later; if it repeats, report the redirect loop to the vendor",
         )
 
@@ -354,12 +350,10 @@ class HttpFileSite(FileSite):
         scheme = urlsplit(target).scheme.lower()
         if scheme == "https" or (scheme == "http" and urlsplit(url).scheme.lower() == "http"):
             return
-        raise VendorError(
+        raise self._error(
+            VendorError,
             f"the result download from {safe_address(url)} was redirected (HTTP {status}) to "
             f"{safe_address(target)}, which is not https; the tap does not follow it",
-            vendor=self.vendor,
-            stream=self.stream,
-            subject=self.settings.url,
             action="re-run the sync later (the job is kept); if it repeats, report to the vendor "
             "that their download link leaves https",
         )
@@ -427,23 +421,19 @@ class HttpFileSite(FileSite):
         """An HTML page where the file should be (a proxy, a login or an "expired" page)."""
         if not starts_like_html(answer_head(head)):
             return
-        raise CorruptFileError(
+        raise self._error(
+            CorruptFileError,
             f"the result download from {safe_address(url)} answered an HTML page (a proxy, "
             f'login or error page?) instead of the file: "{excerpt(head, html=True)}"',
-            vendor=self.vendor,
-            stream=self.stream,
-            subject=self.settings.url,
             action="re-run the sync: the job is forgotten and its export requested again; if "
             "it repeats, check for a proxy or firewall between this machine and the vendor",
         )
 
     def _not_ready(self, response: requests.Response, url: str) -> ResultNotReadyError:
-        return ResultNotReadyError(
+        return self._error(
+            ResultNotReadyError,
             f"the result download from {safe_address(url)} answered HTTP 202 (not finished "
             f'yet) instead of the file: "{excerpt(_read_some(response))}"',
-            vendor=self.vendor,
-            stream=self.stream,
-            subject=self.settings.url,
             action="re-run the sync later: the job is kept in state and polled again",
         )
 
@@ -479,18 +469,16 @@ class HttpFileSite(FileSite):
         status = exc.status if isinstance(exc, HttpStatusError) else None
         where = safe_address(exc.url) if isinstance(exc, HttpStatusError) else subject
         if kind == "auth":
-            return AuthenticationError(
+            return self._error(
+                AuthenticationError,
                 f"the vendor refused the credentials for the result download (HTTP {status})",
-                vendor=self.vendor,
-                stream=self.stream,
                 subject=subject,
                 action=f"check {self._credentials_setting}",
             )
         if kind == "denied":
-            return AuthenticationError(
+            return self._error(
+                AuthenticationError,
                 f"the vendor does not let these credentials download the result (HTTP {status})",
-                vendor=self.vendor,
-                stream=self.stream,
                 subject=subject,
                 action="give the API user (or token) permission to download export results, "
                 f"or check {self._credentials_setting}",
@@ -504,27 +492,24 @@ class HttpFileSite(FileSite):
                 else f"the result at {where} is gone (HTTP {status}): it has expired or was "
                 "never there"
             )
-            return RemoteFileMissingError(
+            return self._error(
+                RemoteFileMissingError,
                 what,
-                vendor=self.vendor,
-                stream=self.stream,
                 subject=subject,
                 action="re-run the sync: the job is forgotten and its export requested again "
                 "(vendors keep results for a limited time)",
             )
         if isinstance(exc, HttpStatusError):
-            return VendorError(
+            return self._error(
+                VendorError,
                 f'the result download from {where} answered HTTP {status}: "{exc.quote}"',
-                vendor=self.vendor,
-                stream=self.stream,
                 subject=subject,
                 action="re-run the sync (the job is kept); if it repeats, report the answer "
                 "to the vendor",
             )
-        return TransportError(
+        return self._error(
+            TransportError,
             f"the result download failed: {self._describe(exc)}",
-            vendor=self.vendor,
-            stream=self.stream,
             subject=subject,
             action=f"check the TLS settings ({self.settings.setting('tls_verify')}, "
             f"{self.settings.setting('tls_ca_file')}) and that {self.settings.url} is the "

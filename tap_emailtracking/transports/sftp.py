@@ -157,21 +157,17 @@ class SftpFileSite(FileSite):
             client.load_host_keys(str(known_hosts))
         except FileNotFoundError:
             if self.settings.sftp_known_hosts_file is not None:
-                raise ConfigurationError(
+                raise self._error(
+                    ConfigurationError,
                     f"the known_hosts file {str(known_hosts)!r} does not exist",
-                    vendor=self.vendor,
-                    stream=self.stream,
-                    subject=self.settings.url,
                     action=f"fix {self.settings.setting('sftp_known_hosts_file')}, or "
                     "create the file with the site's host key",
                 ) from None
             # No ~/.ssh/known_hosts: nothing is trusted, so the unknown-key error explains.
         except (OSError, paramiko.SSHException) as exc:
-            raise ConfigurationError(
+            raise self._error(
+                ConfigurationError,
                 f"cannot read the known_hosts file {str(known_hosts)!r}: {self._describe(exc)}",
-                vendor=self.vendor,
-                stream=self.stream,
-                subject=self.settings.url,
                 action=f"fix the file or {self.settings.setting('sftp_known_hosts_file')}",
             ) from exc
 
@@ -188,11 +184,9 @@ class SftpFileSite(FileSite):
             if changed
             else f"the SSH host key of {host_pattern} ({offered}) is not in {known_hosts}"
         )
-        return AuthenticationError(
+        return self._error(
+            AuthenticationError,
             what,
-            vendor=self.vendor,
-            stream=self.stream,
-            subject=s.url,
             action=f"confirm the fingerprint with the vendor, then add the key to {known_hosts} "
             f"(e.g. `ssh-keyscan -p {port} {s.host} >> {known_hosts}`) or point "
             f"{s.setting('sftp_known_hosts_file')} at a file that has it; for "
