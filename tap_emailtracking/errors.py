@@ -43,6 +43,14 @@ class VendorError(TapEmailTrackingError):
     """The vendor answered with an error body (often inside an HTTP 200)."""
 
 
+class JobLimitReachedError(VendorError):
+    """The vendor refuses a new export job because too many are queued or running already.
+
+    Not a failure: the job is submitted again once one of them finishes (`jobs` waits, within the
+    job deadline). The account's other users' jobs count against the same limit.
+    """
+
+
 class JobFailedError(TapEmailTrackingError):
     """An export job ended in a failed state."""
 

@@ -1,34 +1,39 @@
-"""The export-job lifecycle every vendor shares: many jobs in flight, polled, handed back in order.
+"""The export-job lifecycle every vendor shares: jobs submitted ahead, polled together, handed back.
 
 A vendor says how to submit and check one job (`ExportJob`, in `job_model`); everything else lives
 here, once, because getting it wrong loses data or doubles vendor load:
 
-* **Ahead of time.** `JobPipeline` takes the units of work in the order a stream must consume them
-  and keeps up to `max_in_flight` of them submitted (or resumed from the ledger) and not yet
-  consumed. Every id is in the ledger, hence in STATE, before any wait. A unit holds its slot
-  until the caller calls `release` or drops its ledger entry (it commits the unit); the next
-  `next_done()` then submits the next unit's job. Units beyond the slots are not resumed from
-  the ledger either until their turn, so the head unit can always proceed.
-* **In order.** `next_done()` (or iterating) hands units back in the given order, waiting only for
-  the head unit while the others keep running, so bookmarks move exactly as with one job at a time.
-* **Polling.** Rounds: each job is polled when its own backoff says so (interval growing from its
-  own submission), all due jobs in one `check_many` call when the vendor offers it, else one by
-  one; one INFO line per round counts queued, running, done and failed jobs.
+* **Ahead of time.** A `JobPipeline` holds one vendor's units of work in the order its streams
+  will consume them and keeps up to `max_in_flight` of their jobs in flight: submitted (or resumed
+  from the ledger) and not yet seen done. Every id is in the ledger, hence in STATE, before any
+  wait. A job seen done frees its slot at once, although its unit may be consumed much later:
+  the vendor's limits count running jobs, and its results wait on the vendor's side, not here.
+* **Side by side.** One `JobScheduler` per sync holds every vendor's pipeline. The sync starts
+  them all (`start`), so every vendor's first jobs run within seconds; and whenever a stream waits
+  for a unit, every pipeline's due jobs are polled and topped up in the same round.
+* **Any order of consumption.** `wait(key)` hands back one unit once its job is done (a unit not
+  started yet goes to the front of the queue); iterating hands units back in plan order. Each
+  stream asks for its units in bookmark order, so bookmarks move as with one job at a time.
+* **Polling.** Each job is polled when its own backoff says so (interval growing from its own
+  submission), all due jobs of a vendor in one `check_many` call when the vendor offers it, else
+  one by one; one INFO line per round counts every vendor's queued, running, done, failed jobs.
 * **Outcomes.** DONE is handed back. FAILED drops the id and raises `JobFailedError` when the
-  unit's turn comes (the units before it are still delivered). The deadline is per job, counted
-  from its start in this run; past it, `JobDeadlineError`, and the id stays for the next run. An
-  UNKNOWN status is tolerated `unknown_status_limit` times, then fails. GONE (expired or not
-  found) replays the job where the vendor can (`replay`), else submits it once more; either is
-  warned about and counted in the end-of-run summary, and a unit lost twice in one run fails.
-* **Unusable results.** `result_unusable` forgets the job and the run then fails; it does not
-  resubmit within the run. The vendor said DONE and the file is missing or damaged: records may
-  already have been emitted from it, a second job minutes later would likely meet the same fault,
-  and some quotas are tiny (impact.com: 10 ClickExports a day). The next run is the retry.
+  unit's turn comes (the units before it are still delivered), and nothing more is submitted. The
+  deadline is per job, counted from its start in this run; past it, `JobDeadlineError`, and the id
+  stays for the next run. An UNKNOWN status is tolerated `unknown_status_limit` times, then fails.
+  GONE (expired or not found) replays the job where the vendor can (`replay`), else submits it
+  once more; either is warned about and counted in the summary, and a unit lost twice fails.
+* **Refused for now.** A vendor at its job limit (`JobLimitReachedError`) is asked again when one
+  of this run's jobs finishes, or after a growing pause; the job's deadline bounds the wait.
+* **Results** (`fetch`). A result that is not on the file site (it expired) counts as GONE: the
+  job is submitted again once in this run. A damaged or refused result forgets the job and the run
+  fails: records may already be out, and the same file would fail again. A dropped connection
+  keeps the job, so the next run downloads again.
 
 No threads: the SDK syncs streams one after another and a stream consumes its units one by one, so
-the only waiting is for the head unit, and one polling loop in the consuming thread covers every
-job in flight. Vendor jobs run on the vendor's side anyway; threads would add locking around the
-ledger and STATE output, and make kills and errors harder to reason about, for no gain in speed.
+the only waiting is for the unit a stream asks for, and one polling loop in the consuming thread
+covers every job of every vendor. Vendor jobs run on the vendor's side anyway; threads would add
+locking around the ledger and STATE output, and make kills and errors harder to reason about.
 """
 
 from __future__ import annotations
@@ -39,10 +44,18 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from tap_emailtracking import summary
-from tap_emailtracking.errors import JobDeadlineError, JobFailedError, TapEmailTrackingError
+from tap_emailtracking.errors import (
+    JobDeadlineError,
+    JobFailedError,
+    JobLimitReachedError,
+    RemoteFileMissingError,
+    TapEmailTrackingError,
+    UnusableResultError,
+)
 from tap_emailtracking.job_model import (
     JOB_FIELDS,
     CheckMany,
@@ -64,6 +77,7 @@ __all__ = [
     "JobLedger",
     "JobPipeline",
     "JobRunner",
+    "JobScheduler",
     "JobState",
     "JobStatus",
     "PollPolicy",
@@ -77,7 +91,9 @@ LOGGER = logging.getLogger("tap_emailtracking.jobs")
 DEFAULT_MAX_IN_FLIGHT = 4
 RESUBMITTED = "jobs submitted again (expired or not found)"
 REPLAYED = "jobs replayed (expired or not found)"
+REFUSED = "job submissions put off (the vendor's job limit was reached)"
 _MISSING = JobStatus(JobState.GONE, "(not in the vendor's answer)")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -96,10 +112,10 @@ class Unit:
 
 @dataclass
 class _Tracked:
-    """A unit whose job is in flight in this run."""
+    """A unit whose job holds a slot in this run (`job_id` None: not accepted by the vendor yet)."""
 
     unit: Unit
-    job_id: str
+    job_id: str | None
     started: float
     interval: float
     next_poll: float
@@ -107,20 +123,146 @@ class _Tracked:
     unknown_seen: int = 0
     status: JobStatus | None = None
     error: TapEmailTrackingError | None = None
+    lost_job: str | None = None  # the vendor lost this job (or its result): replace it
 
     @property
     def subject(self) -> str:
-        return f"job {self.job_id}, {self.unit.label}"
+        return f"job {self.job_id or '(not submitted)'}, {self.unit.label}"
 
     @property
-    def waiting(self) -> bool:
-        """Still to be polled: not done and not failed."""
-        done = self.status is not None and self.status.state is JobState.DONE
-        return self.error is None and not done
+    def done(self) -> bool:
+        return self.status is not None and self.status.state is JobState.DONE
+
+    @property
+    def in_flight(self) -> bool:
+        """Holds a slot: not seen done and not failed."""
+        return self.error is None and not self.done
+
+    @property
+    def pollable(self) -> bool:
+        return self.in_flight and self.job_id is not None
+
+
+class JobScheduler:
+    """Every job pipeline of one sync, advanced by one polling loop (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.clock = clock
+        self.sleep = sleep
+        self.pipelines: list[JobPipeline] = []
+        self._rounds = 0
+        self._began = clock()
+
+    def add(self, pipeline: JobPipeline) -> None:
+        """Poll this pipeline's jobs in every round from now on."""
+        self.pipelines.append(pipeline)
+
+    def start(self, pipeline: JobPipeline) -> None:
+        """Submit (or resume) the pipeline's first jobs now, before any stream waits.
+
+        A vendor error here is not the sync's end: it is logged, and raised again when one of the
+        vendor's streams asks for a unit.
+        """
+        self._background(pipeline, pipeline.top_up)
+
+    def wait_for(self, pipeline: JobPipeline, key: str) -> _Tracked:
+        """Poll every pipeline until `key`'s job is done; return it (its error raises)."""
+        asked = self.clock()
+        pipeline.paused = False
+        while True:
+            pipeline.top_up()
+            tracked = pipeline.tracked(key)
+            if tracked is not None:
+                if tracked.error is not None:
+                    pipeline.forget(key)
+                    raise tracked.error
+                if tracked.done:
+                    return tracked
+            if tracked is None and pipeline.failure is not None:
+                raise pipeline.failure  # an earlier unit failed: nothing more is started
+            due = self._next_due()
+            if tracked is not None:
+                pipeline.check_deadline(tracked, due)
+            else:
+                pipeline.check_slot(key, asked, due)
+            delay = due - self.clock()
+            if delay > 0:
+                self.sleep(delay)
+            self._round(pipeline, key)
+
+    def _next_due(self) -> float:
+        """When the next poll (or refused submission) of any running pipeline is due."""
+        times = [
+            when
+            for pipeline in self.pipelines
+            if not pipeline.paused
+            for when in pipeline.due_times()
+        ]
+        if not times:  # pragma: no cover - a waiting unit always has a job or a slot coming
+            raise RuntimeError("no export job is in flight or due to be submitted")
+        return min(times)
+
+    def _round(self, waiting: JobPipeline, key: str) -> None:
+        """Poll every pipeline's due jobs and top each one up; log one line."""
+        now = self.clock()
+        polled = waiting.poll_due(now)
+        for pipeline in self.pipelines:
+            if pipeline is not waiting and not pipeline.paused:
+                polled += self._background(pipeline, partial(pipeline.poll_due, now)) or 0
+        for pipeline in self.pipelines:
+            if pipeline is waiting:
+                pipeline.top_up()
+            elif not pipeline.paused:
+                self._background(pipeline, pipeline.top_up)
+        if polled:
+            self._rounds += 1
+            self._log_round(waiting, key)
+
+    def _background(self, pipeline: JobPipeline, work: Callable[[], _T]) -> _T | None:
+        """Another vendor's work while a stream waits: its errors pause it, they do not spread."""
+        try:
+            return work()
+        except TapEmailTrackingError as exc:
+            pipeline.paused = True
+            LOGGER.warning(
+                "%s: its export jobs are paused until its streams run, where this is tried "
+                "again: %s",
+                pipeline.vendor,
+                exc,
+            )
+            return None
+
+    def _log_round(self, waiting: JobPipeline, key: str) -> None:
+        parts = "; ".join(p.counts() for p in self.pipelines if not p.paused or p is waiting)
+        tracked = waiting.tracked(key)
+        if tracked is None:
+            head = f"{waiting.vendor} {key} waits for a free job slot"
+        else:
+            raw = tracked.status.raw if tracked.status is not None else "not polled yet"
+            progress = (
+                f", {tracked.status.progress}" if tracked.status and tracked.status.progress else ""
+            )
+            head = (
+                f"{waiting.vendor} job {tracked.job_id or '(not submitted yet)'} for "
+                f"{tracked.unit.label} is {raw} (poll {tracked.polls}, "
+                f"{self.clock() - tracked.started:.0f} s elapsed{progress})"
+            )
+        LOGGER.info(
+            "Export jobs: poll round %d, %.0f s: %s; next up: %s",
+            self._rounds,
+            self.clock() - self._began,
+            parts,
+            head,
+        )
 
 
 class JobPipeline:
-    """Submit ahead, poll in rounds, hand units back in order (see the module docstring)."""
+    """One vendor's units: submitted ahead, polled in rounds, handed back when asked."""
 
     def __init__(
         self,
@@ -131,6 +273,7 @@ class JobPipeline:
         policy: PollPolicy,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         check_many: CheckMany | None = None,
+        scheduler: JobScheduler | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
@@ -141,18 +284,21 @@ class JobPipeline:
         self.ledger = ledger
         self.policy = policy
         self.max_in_flight = max_in_flight
+        self.scheduler = scheduler or JobScheduler(clock=clock, sleep=sleep)
+        self.scheduler.add(self)
+        self.paused = False  # another vendor's stream is waiting and this one's work failed
         self._check_many = check_many
-        self._clock = clock
-        self._sleep = sleep
+        self._clock = self.scheduler.clock
         self._now = now
-        self._pending: deque[Unit] = deque()
-        self._active: list[_Tracked] = []  # started, not yet handed out, in unit order
-        self._handed: set[str] = set()  # handed out, not yet released
-        self._keys: set[str] = set()
-        self._lost: set[str] = set()  # units whose job the vendor lost once in this run
-        self._failing = False
-        self._rounds = 0
-        self._began = clock()
+        self._order: list[str] = []  # every planned key, in plan order
+        self._units: dict[str, Unit] = {}
+        self._pending: deque[str] = deque()  # planned, no slot yet
+        self._active: dict[str, _Tracked] = {}  # holding a slot, or done and not handed back
+        self._handed: set[str] = set()
+        self._lost: set[str] = set()  # units whose job or result the vendor lost in this run
+        self.failure: TapEmailTrackingError | None = None  # once set, nothing more is started
+        self._refused_until = 0.0
+        self._refusal_pause = policy.interval_seconds
         self.add(units)
 
     # -- the caller's side --------------------------------------------------------------------
@@ -160,41 +306,59 @@ class JobPipeline:
     def add(self, units: Iterable[Unit]) -> None:
         """Append units to the plan (after those already given)."""
         for unit in units:
-            if unit.key in self._keys:
+            if unit.key in self._units:
                 raise ValueError(f"unit {unit.key!r} is planned twice")
-            self._keys.add(unit.key)
-            self._pending.append(unit)
+            self._units[unit.key] = unit
+            self._order.append(unit.key)
+            self._pending.append(unit.key)
+
+    def planned(self, key: str) -> bool:
+        """The unit is part of the plan."""
+        return key in self._units
+
+    def start(self) -> None:
+        """Submit (or resume) the first jobs now (see `JobScheduler.start`)."""
+        self.scheduler.start(self)
 
     def __iter__(self) -> Iterator[tuple[Unit, JobStatus]]:
         while (done := self.next_done()) is not None:
             yield done
 
     def next_done(self) -> tuple[Unit, JobStatus] | None:
-        """The next unit in order once its job is done (None when every unit was handed back)."""
-        self._top_up()
-        if not self._active:
-            if self._pending:
-                raise RuntimeError(
-                    f"{self.vendor}: all {self.max_in_flight} job slots are held by units handed "
-                    "back but not released; call release() (or drop the ledger entry) first"
-                )
-            return None
-        head = self._active[0]
-        while True:
-            if head.error is not None:
-                self._active.pop(0)
-                raise head.error
-            if head.status is not None and head.status.state is JobState.DONE:
-                self._active.pop(0)
-                self._handed.add(head.unit.key)
-                return head.unit, self._final(head)
-            self._check_deadline(head)
-            self._wait()
-            self._poll_round(head)
+        """The first unit of the plan not handed back yet, once its job is done (None: all were)."""
+        key = next((k for k in self._order if k not in self._handed), None)
+        return None if key is None else self.wait(key)
 
-    def release(self, key: str) -> None:
-        """The caller consumed the unit: its slot is free for the next unit's job."""
-        self._handed.discard(key)
+    def wait(self, key: str) -> tuple[Unit, JobStatus]:
+        """Hand back a planned unit once its job is done (polling every vendor's jobs meanwhile)."""
+        if key not in self._units:
+            raise KeyError(f"{self.vendor}: unit {key!r} was not planned")
+        if key not in self._active:
+            if key in self._pending:
+                self._pending.remove(key)
+            self._pending.appendleft(key)  # asked for now: it takes the next free slot
+        tracked = self.scheduler.wait_for(self, key)
+        del self._active[key]
+        self._handed.add(key)
+        return tracked.unit, self._final(tracked)
+
+    def fetch(self, key: str, download: Callable[[Unit, JobStatus], _T]) -> _T:
+        """Wait for a unit's job and download its result, by the one failure rule for results.
+
+        A result missing from the site (expired) submits the job again once in this run; a
+        damaged or refused one forgets the job and raises; a dropped connection keeps it.
+        """
+        while True:
+            unit, status = self.wait(key)
+            try:
+                return download(unit, status)
+            except RemoteFileMissingError as exc:
+                if not self._result_gone(unit, exc):
+                    self.result_unusable(key)
+                    raise
+            except UnusableResultError:
+                self.result_unusable(key)
+                raise
 
     def result_unusable(self, key: str) -> None:
         """The job's result is missing or damaged: forget the job so the next run submits anew.
@@ -211,35 +375,139 @@ class JobPipeline:
                 key,
             )
         self.ledger.drop(key)
-        self.release(key)
+
+    # -- what the scheduler asks --------------------------------------------------------------
+
+    def tracked(self, key: str) -> _Tracked | None:
+        """The unit's job in this run, if it has a slot (or is done)."""
+        return self._active.get(key)
+
+    def forget(self, key: str) -> None:
+        """Stop tracking a unit whose error is being raised."""
+        self._active.pop(key, None)
+        self._handed.add(key)
+
+    def due_times(self) -> list[float]:
+        """When each job is due a poll, and when a refused submission may be tried again."""
+        times = [t.next_poll for t in self._active.values() if t.pollable]
+        if any(t.in_flight and t.job_id is None for t in self._active.values()):
+            times.append(self._refused_until)
+        return times
+
+    def in_flight(self) -> int:
+        """Slots held: jobs submitted or to be submitted, not yet seen done or failed."""
+        return sum(t.in_flight for t in self._active.values())
+
+    def top_up(self) -> None:
+        """Give free slots to the next units, and submit every job that has a slot."""
+        while self._pending and not self.failure and self.in_flight() < self.max_in_flight:
+            key = self._pending.popleft()
+            self._active[key] = self._start(self._units[key])
+        for tracked in list(self._active.values()):
+            running = sum(t.pollable for t in self._active.values())
+            if tracked.in_flight and tracked.job_id is None and running < self.max_in_flight:
+                self._submit(tracked)
+
+    def poll_due(self, now: float) -> int:
+        """Poll every job whose turn has come; return how many were polled."""
+        due = [t for t in self._active.values() if t.pollable and t.next_poll <= now]
+        if not due:
+            return 0
+        ids = [str(t.job_id) for t in due]
+        if self._check_many is not None:
+            answers = self._check_many(ids)
+            statuses = [answers.get(job_id, _MISSING) for job_id in ids]
+        else:
+            statuses = [t.unit.job.check(str(t.job_id)) for t in due]
+        now = self._clock()
+        for tracked, status in zip(due, statuses, strict=True):
+            self._observe(tracked, status, now)
+        return len(due)
+
+    def counts(self) -> str:
+        """`Vendor 1 queued, 2 running, 1 done, 0 failed, 3 to start`, for the round's line."""
+        counts = dict.fromkeys(("queued", "running", "done", "failed"), 0)
+        for t in self._active.values():
+            state = t.status.state if t.status is not None else JobState.PENDING
+            if t.error is not None:
+                counts["failed"] += 1
+            elif state is JobState.DONE:
+                counts["done"] += 1
+            elif state is JobState.PENDING:
+                counts["queued"] += 1
+            else:
+                counts["running"] += 1
+        text = ", ".join(f"{n} {what}" for what, n in counts.items())
+        return f"{self.vendor} {text}, {len(self._pending)} to start"
 
     # -- starting jobs ------------------------------------------------------------------------
 
-    def _in_use(self) -> int:
-        """Slots held: jobs started and not handed back, and handed back but not released."""
-        self._handed = {key for key in self._handed if self.ledger.get(key) is not None}
-        return len(self._active) + len(self._handed)
-
-    def _top_up(self) -> None:
-        """Start the next units' jobs while slots are free (none once a unit has failed)."""
-        while self._pending and not self._failing and self._in_use() < self.max_in_flight:
-            self._active.append(self._start(self._pending.popleft()))
-
     def _start(self, unit: Unit) -> _Tracked:
+        """A slot for the unit: its job resumed from the ledger, or one to submit."""
+        now = self._clock()
+        tracked = _Tracked(unit, None, now, self.policy.interval_seconds, next_poll=now)
         entry = self.ledger.get(unit.key)
         if entry is not None:
-            job_id = str(entry["job_id"])
+            tracked.job_id = str(entry["job_id"])
             LOGGER.info(
                 "%s: resuming job %s for %s (kept in state since %s)",
                 self.vendor,
-                job_id,
+                tracked.job_id,
                 unit.label,
                 entry.get("submitted_at", "an earlier run"),
             )
+        return tracked
+
+    def _submit(self, tracked: _Tracked) -> None:
+        """Submit the unit's job (or replay the lost one) unless the vendor refuses for now."""
+        now = self._clock()
+        if now < self._refused_until:
+            return
+        unit, lost = tracked.unit, tracked.lost_job
+        replay = getattr(unit.job, "replay", None)
+        try:
+            replayed = replay(lost) if lost is not None and callable(replay) else None
+            submitted = unit.job.submit() if replayed is None else replayed
+        except JobLimitReachedError as exc:
+            self._refused(exc)
+            return
+        if replayed is not None:
+            kept = (self.ledger.get(unit.key) or {}).get("result")
+            if isinstance(replayed, str) and replayed == lost and kept is not None:
+                submitted = Submission(lost, result=str(kept))  # same job: same result location
+            tracked.job_id = self._record(unit, submitted, replayed_from=lost)
         else:
-            job_id = self._record(unit, unit.job.submit())
-            LOGGER.info("%s: submitted job %s for %s", self.vendor, job_id, unit.label)
-        return self._track(unit, job_id)
+            tracked.job_id = self._record(unit, submitted)
+        tracked.next_poll, tracked.interval = self._clock(), self.policy.interval_seconds
+        tracked.lost_job = None
+        if lost is None:
+            LOGGER.info("%s: submitted job %s for %s", self.vendor, tracked.job_id, unit.label)
+            return
+        summary.note(self.vendor, RESUBMITTED if replayed is None else REPLAYED)
+        LOGGER.warning(
+            "%s: job %s for %s was lost by the vendor; %s it as job %s",
+            self.vendor,
+            lost,
+            unit.label,
+            "submitted" if replayed is None else "replayed",
+            tracked.job_id,
+        )
+
+    def _refused(self, exc: JobLimitReachedError) -> None:
+        """The vendor's job limit: try again once a job finishes, or after a growing pause."""
+        summary.note(self.vendor, REFUSED)
+        LOGGER.warning(
+            "%s: the vendor refuses more export jobs for now (%s); %d of this run's jobs are "
+            "running, the next is submitted when one finishes or in %.0f s",
+            self.vendor,
+            exc.what,
+            sum(t.pollable for t in self._active.values()),
+            self._refusal_pause,
+        )
+        self._refused_until = self._clock() + self._refusal_pause
+        self._refusal_pause = min(
+            self.policy.max_interval_seconds, self._refusal_pause * self.policy.growth
+        )
 
     def _record(self, unit: Unit, submitted: str | Submission, **extra: Any) -> str:
         """Write a new job id to the ledger (and so to STATE) before anything waits on it."""
@@ -252,32 +520,7 @@ class JobPipeline:
         self.ledger.put(unit.key, submitted.job_id, **info)
         return submitted.job_id
 
-    def _track(self, unit: Unit, job_id: str) -> _Tracked:
-        now = self._clock()
-        return _Tracked(unit, job_id, now, self.policy.interval_seconds, next_poll=now)
-
-    # -- polling ------------------------------------------------------------------------------
-
-    def _wait(self) -> None:
-        """Sleep until the next job is due a poll."""
-        due = min(t.next_poll for t in self._active if t.waiting)
-        delay = due - self._clock()
-        if delay > 0:
-            self._sleep(delay)
-
-    def _poll_round(self, head: _Tracked) -> None:
-        now = self._clock()
-        due = [t for t in self._active if t.waiting and t.next_poll <= now]
-        if self._check_many is not None:
-            answers = self._check_many([t.job_id for t in due]) if due else {}
-            statuses = [answers.get(t.job_id, _MISSING) for t in due]
-        else:
-            statuses = [t.unit.job.check(t.job_id) for t in due]
-        now = self._clock()
-        for tracked, status in zip(due, statuses, strict=True):
-            self._observe(tracked, status, now)
-        self._rounds += 1
-        self._log_round(head)
+    # -- outcomes -----------------------------------------------------------------------------
 
     def _observe(self, tracked: _Tracked, status: JobStatus, now: float) -> None:
         tracked.polls += 1
@@ -294,49 +537,20 @@ class JobPipeline:
             status.raw,
             tracked.polls,
         )
+        if status.state in (JobState.DONE, JobState.FAILED, JobState.GONE):
+            self._refused_until, self._refusal_pause = 0.0, self.policy.interval_seconds
         if status.state is JobState.FAILED:
             self._failed(tracked, status)
         elif status.state is JobState.UNKNOWN:
             self._unknown(tracked, status)
         elif status.state is JobState.GONE:
-            self._gone(tracked, status)
-
-    def _log_round(self, head: _Tracked) -> None:
-        counts = dict.fromkeys(("queued", "running", "done", "failed"), 0)
-        for t in self._active:
-            state = t.status.state if t.status is not None else JobState.PENDING
-            if t.error is not None:
-                counts["failed"] += 1
-            elif state is JobState.DONE:
-                counts["done"] += 1
-            elif state is JobState.PENDING:
-                counts["queued"] += 1
-            else:
-                counts["running"] += 1
-        raw = head.status.raw if head.status is not None else "not polled yet"
-        progress = f", {head.status.progress}" if head.status and head.status.progress else ""
-        LOGGER.info(
-            "%s: poll round %d, %.0f s: %s; next up: job %s for %s is %s (poll %d, %.0f s "
-            "elapsed%s)",
-            self.vendor,
-            self._rounds,
-            self._clock() - self._began,
-            ", ".join(f"{n} {what}" for what, n in counts.items()),
-            head.job_id,
-            head.unit.label,
-            raw,
-            head.polls,
-            self._clock() - head.started,
-            progress,
-        )
-
-    # -- outcomes -----------------------------------------------------------------------------
+            self._gone(tracked, status.raw)
 
     def _fail(self, tracked: _Tracked, error: TapEmailTrackingError) -> None:
         """The id is useless: forget it now, raise when the unit's turn comes."""
         self.ledger.drop(tracked.unit.key)
         tracked.error = error
-        self._failing = True
+        self.failure = self.failure or error
 
     def _failed(self, tracked: _Tracked, status: JobStatus) -> None:
         detail = f": {status.detail}" if status.detail else ""
@@ -375,14 +589,14 @@ class JobPipeline:
                 ),
             )
 
-    def _gone(self, tracked: _Tracked, status: JobStatus) -> None:
+    def _gone(self, tracked: _Tracked, why: str) -> None:
         """Expired or not found: replay it where the vendor can, else submit it once more."""
         unit = tracked.unit
         if unit.key in self._lost:
             self._fail(
                 tracked,
                 JobFailedError(
-                    f"the vendor lost the job twice in one run (answered {status.raw!r})",
+                    f"the vendor lost the job or its result twice in one run ({why})",
                     vendor=self.vendor,
                     stream=unit.stream,
                     subject=tracked.subject,
@@ -392,48 +606,72 @@ class JobPipeline:
             )
             return
         self._lost.add(unit.key)
-        old = tracked.job_id
-        replay = getattr(unit.job, "replay", None)
-        replayed = replay(old) if callable(replay) else None
-        if replayed is not None:
-            kept = (self.ledger.get(unit.key) or {}).get("result")
-            if isinstance(replayed, str) and replayed == old and kept is not None:
-                replayed = Submission(old, result=str(kept))  # same job: same result location
-            new = self._record(unit, replayed, replayed_from=old)
-            what, how = REPLAYED, "replayed it as job"
-        else:
-            self.ledger.drop(unit.key)
-            new = self._record(unit, unit.job.submit())
-            what, how = RESUBMITTED, "submitted it again as job"
-        summary.note(self.vendor, what)
         LOGGER.warning(
-            "%s: job %s for %s is gone (%s: expired or not found); %s %s",
+            "%s: job %s for %s is gone (%s: expired or not found); it is replaced once",
             self.vendor,
-            old,
+            tracked.job_id,
             unit.label,
-            status.raw,
-            how,
-            new,
+            why,
         )
-        fresh = self._track(unit, new)
-        tracked.job_id, tracked.started, tracked.interval = new, fresh.started, fresh.interval
-        tracked.next_poll, tracked.polls, tracked.unknown_seen = fresh.next_poll, 0, 0
-        tracked.status = None
+        if not callable(getattr(unit.job, "replay", None)):
+            self.ledger.drop(unit.key)  # the old id is of no use any more
+        now = self._clock()
+        tracked.lost_job, tracked.job_id, tracked.status = tracked.job_id, None, None
+        tracked.started, tracked.polls, tracked.unknown_seen = now, 0, 0
+        self.top_up()
 
-    def _check_deadline(self, head: _Tracked) -> None:
-        """Give up when the head job's next poll would pass its deadline; its id stays."""
-        if head.next_poll - head.started <= self.policy.deadline_seconds:
+    def _result_gone(self, unit: Unit, exc: RemoteFileMissingError) -> bool:
+        """A done job's result is not on the site: give the unit a slot again, replace its job.
+
+        False when it was lost once already in this run (the caller forgets it and raises).
+        """
+        if unit.key in self._lost:
+            return False
+        self._handed.discard(unit.key)
+        job_id = str((self.ledger.get(unit.key) or {}).get("job_id", "?"))
+        now = self._clock()
+        tracked = _Tracked(unit, job_id, now, self.policy.interval_seconds, next_poll=now)
+        self._active = {unit.key: tracked, **self._active}
+        self._gone(tracked, f"its result is not on the file site: {exc.what}")
+        return True
+
+    def check_deadline(self, tracked: _Tracked, due: float) -> None:
+        """Give up when the awaited job's next poll would pass its deadline; its id stays.
+
+        `due` is the scheduler's next event: an unsubmitted job is tried again no sooner.
+        """
+        own = tracked.next_poll if tracked.pollable else max(due, self._refused_until)
+        if own - tracked.started <= self.policy.deadline_seconds:
             return
-        elapsed = self._clock() - head.started
-        raw = head.status.raw if head.status is not None else "not polled yet"
+        elapsed = self._clock() - tracked.started
+        if tracked.job_id is None:
+            what = f"the vendor kept refusing to start the export job for {elapsed:.1f} s"
+        else:
+            raw = tracked.status.raw if tracked.status is not None else "not polled yet"
+            what = f"the export job was still {raw!r} after {elapsed:.1f} s"
         raise JobDeadlineError(
-            f"the export job was still {raw!r} after {elapsed:.1f} s, "
-            f"the configured deadline is {self.policy.deadline_seconds:g} s",
+            f"{what}, the configured deadline is {self.policy.deadline_seconds:g} s",
             vendor=self.vendor,
-            stream=head.unit.stream,
-            subject=head.subject,
+            stream=tracked.unit.stream,
+            subject=tracked.subject,
             action="re-run later: the job id is kept in state and will be polled again, "
             "not resubmitted; raise job_deadline_seconds if exports are routinely slow",
+        )
+
+    def check_slot(self, key: str, asked: float, due: float) -> None:
+        """Give up when a unit has waited past its deadline for a free job slot."""
+        if due - asked <= self.policy.deadline_seconds:
+            return
+        unit = self._units[key]
+        raise JobDeadlineError(
+            f"no job slot came free for {self._clock() - asked:.1f} s "
+            f"({self.max_in_flight} jobs in flight), the configured deadline is "
+            f"{self.policy.deadline_seconds:g} s",
+            vendor=self.vendor,
+            stream=unit.stream,
+            subject=unit.label,
+            action="re-run later: the jobs in flight are kept in state; raise "
+            "max_jobs_in_flight or job_deadline_seconds if exports are routinely slow",
         )
 
     def _final(self, tracked: _Tracked) -> JobStatus:
@@ -447,7 +685,7 @@ class JobPipeline:
 
 
 class JobRunner:
-    """One vendor's policy and clock, for pipelines and for single jobs."""
+    """One vendor's ledger, policy and scheduler, for pipelines and for single jobs."""
 
     def __init__(
         self,
@@ -455,14 +693,14 @@ class JobRunner:
         vendor: str,
         ledger: JobLedger,
         policy: PollPolicy,
+        scheduler: JobScheduler | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.vendor = vendor
         self.ledger = ledger
         self.policy = policy
-        self._clock = clock
-        self._sleep = sleep
+        self.scheduler = scheduler or JobScheduler(clock=clock, sleep=sleep)
 
     def pipeline(
         self,
@@ -471,7 +709,7 @@ class JobRunner:
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         check_many: CheckMany | None = None,
     ) -> JobPipeline:
-        """A pipeline over `units` with this vendor's ledger, policy and clock."""
+        """A pipeline over `units` with this vendor's ledger and policy, in the sync's scheduler."""
         return JobPipeline(
             units,
             vendor=self.vendor,
@@ -479,8 +717,7 @@ class JobRunner:
             policy=self.policy,
             max_in_flight=max_in_flight,
             check_many=check_many,
-            clock=self._clock,
-            sleep=self._sleep,
+            scheduler=self.scheduler,
         )
 
     def run(
@@ -494,6 +731,4 @@ class JobRunner:
     ) -> JobStatus:
         """Submit (or resume) one unit's job and wait until it is done; return the final status."""
         pipeline = self.pipeline([Unit(unit, job, label, stream, unit_info or {})], max_in_flight=1)
-        for _, status in pipeline:
-            return status
-        raise AssertionError("unreachable: one unit is handed back or raises")  # pragma: no cover
+        return pipeline.wait(unit)[1]

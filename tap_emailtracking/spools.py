@@ -51,3 +51,48 @@ def read_spool(path: Path) -> Iterator[dict[str, Any]]:
         for line in handle:
             records: list[dict[str, Any]] = _DECODER.decode(line)
             yield from records
+
+
+class FanOut:
+    """Which streams still wait for each unit's records, and the spools holding them.
+
+    One parse of a unit feeds the stream that asked for it directly and spools the records of
+    every other stream that will need the unit. The unit's export job may be forgotten only once
+    each of those streams has committed the unit (or finished its run without it).
+    """
+
+    def __init__(self) -> None:
+        self._spools: dict[str, dict[str, Path]] = {}
+        self._waiting: dict[str, set[str]] = {}
+
+    def take(self, unit: str, kind: str) -> Path | None:
+        """The spool of `kind` for a unit, handed over once (the reader deletes it)."""
+        return self._spools.get(unit, {}).pop(kind, None)
+
+    def spooled(self, unit: str, spool: SpoolWriter) -> None:
+        """A unit was parsed: its spools wait for their streams."""
+        self._spools[unit] = dict(spool.paths)
+        self._waiting[unit] = set(spool.paths)
+
+    def committed(self, unit: str, kind: str) -> bool:
+        """A stream emitted a unit; True when no stream waits for it any more."""
+        waiting = self._waiting.get(unit)
+        if waiting is not None:
+            waiting.discard(kind)
+        if waiting:
+            return False
+        self._waiting.pop(unit, None)
+        return True
+
+    def finish(self, kind: str) -> list[str]:
+        """A stream is done for the run: delete its unread spools; return the units now free."""
+        free = []
+        for unit in list(self._waiting):
+            self._waiting[unit].discard(kind)
+            path = self._spools.get(unit, {}).pop(kind, None)
+            if path is not None:
+                path.unlink(missing_ok=True)
+            if not self._waiting[unit]:
+                del self._waiting[unit]
+                free.append(unit)
+        return free

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
 
+    from tap_emailtracking.vendors.spec import SourceSlot
+
 
 @cache
 def load_schema(package: ModuleType, name: str) -> dict[str, Any]:
@@ -50,6 +52,8 @@ class ExportStream(Stream):
 
     # Parsers build records schema-shaped and JSON-ready: conformance would only cost time.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+    # The vendor's source for this sync, shared by the vendor's streams (set by each vendor).
+    source: SourceSlot[Any]
 
     def __init__(self, tap: Tap, schema: dict[str, Any]) -> None:
         super().__init__(tap, schema=schema)

@@ -32,6 +32,7 @@ from typing_extensions import override
 from tap_emailtracking import cli, redaction
 from tap_emailtracking.checks import SettingsReader, warn_unknown_keys
 from tap_emailtracking.errors import ConfigurationError
+from tap_emailtracking.jobs import JobScheduler
 from tap_emailtracking.limits import LIMIT_PROPERTIES, Limits
 from tap_emailtracking.streams import ExportStream, write_state_now
 from tap_emailtracking.vendors.registry import VENDORS
@@ -141,6 +142,8 @@ class TapEmailTracking(Tap):
         # its validator fails with a raw AttributeError on a vendor that is not an object.
         self.check_raw_settings(raw)
         self._vendor_settings: dict[str, Any] = {}
+        self._jobs = JobScheduler()
+        self._jobs_started = False
         super().__init__(*args, config=config, **kwargs)
         redaction.register_secrets(redaction.secrets_in_config(dict(self.config)))
         redaction.install_log_redaction()
@@ -225,8 +228,27 @@ class TapEmailTracking(Tap):
         """Streams of every vendor whose settings are present; sources are built on first use."""
         streams: list[Stream] = []
         for vendor in self.enabled_vendors():
-            streams += vendor.discover(self, partial(self.settings_of, vendor), self.sync_context)
+            streams += vendor.discover(
+                self, partial(self.settings_of, vendor), self.sync_context, self.start_jobs
+            )
         return streams
+
+    def start_jobs(self) -> None:
+        """Once per sync, when the first stream needs its vendor: start every vendor's jobs.
+
+        The SDK syncs streams one after another (and `sync_all` is final), so this is the first
+        moment a sync is known to run; from here every vendor's jobs run side by side.
+        """
+        if self._jobs_started:
+            return
+        self._jobs_started = True
+        slots = {
+            id(stream.source): stream.source
+            for stream in self.streams.values()
+            if isinstance(stream, ExportStream)
+        }
+        for slot in slots.values():
+            slot.start()
 
     def settings_of(self, vendor: VendorSpec[Any, Any]) -> Any:
         """A vendor's typed settings (read once; already checked by `check_settings`)."""
@@ -245,6 +267,7 @@ class TapEmailTracking(Tap):
             temp_dir=self.config.get("temp_dir") or os.environ.get("TMPDIR"),
             limits=Limits.from_config(self.config),
             streams=streams,
+            jobs=self._jobs,
         )
 
     def checkpoint(self) -> None:

@@ -1,7 +1,7 @@
 """Many export jobs in flight: order, slots, STATE first, polling rounds, every outcome, kills.
 
 A fake vendor whose jobs finish a set time after submission, on a fake clock (no real waiting).
-The sandbox flows of both vendors run the same code through `JobRunner.run`.
+The sandbox flows of both vendors run the same code (tests/test_jobs_side_by_side.py).
 """
 
 from __future__ import annotations
@@ -10,16 +10,24 @@ import copy
 import itertools
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pytest
 
 from tap_emailtracking import summary
-from tap_emailtracking.errors import JobDeadlineError, JobFailedError
+from tap_emailtracking.errors import (
+    CorruptFileError,
+    JobDeadlineError,
+    JobFailedError,
+    JobLimitReachedError,
+    RemoteFileMissingError,
+    TransportError,
+)
 from tap_emailtracking.jobs import (
     JobLedger,
     JobPipeline,
+    JobScheduler,
     JobState,
     JobStatus,
     PollPolicy,
@@ -63,10 +71,22 @@ class FakeVendor:
         self.scripts: dict[str, list[JobStatus]] = {}
         self.first_check_state: list[dict[str, Any]] = []
         self.saved: list[dict[str, Any]] = []  # every STATE message, as a target saw it
+        self.limit: int | None = None  # refuse submissions while this many jobs run
+        self.refused = 0
+        self.most_running = 0
+
+    def running(self) -> int:
+        """Jobs queued or running at the vendor now."""
+        now = self.clock()
+        return sum(submitted + takes > now for _, submitted, takes in self.jobs.values())
 
     def new_job(self, unit: str, takes: float) -> str:
+        if self.limit is not None and self.running() >= self.limit:
+            self.refused += 1
+            raise JobLimitReachedError("too many jobs", vendor="V", action="wait")
         job_id = f"job-{len(self.jobs) + 1}"
         self.jobs[job_id] = (unit, self.clock(), takes)
+        self.most_running = max(self.most_running, self.running())
         return job_id
 
     def status(self, job_id: str) -> JobStatus:
@@ -97,8 +117,9 @@ class FakeJob:
         self.vendor, self.unit, self.takes = vendor, unit, takes
 
     def submit(self) -> Submission:
+        job_id = self.vendor.new_job(self.unit, self.takes)
         self.vendor.submissions.append(self.unit)
-        return Submission(self.vendor.new_job(self.unit, self.takes), result=f"{self.unit}.csv")
+        return Submission(job_id, result=f"{self.unit}.csv")
 
     def check(self, job_id: str) -> JobStatus:
         return self.vendor.status(job_id)
@@ -130,6 +151,8 @@ def make(
     max_in_flight: int = 4,
     batch: bool = False,
     kill_at_checkpoint: int | None = None,
+    scheduler: JobScheduler | None = None,
+    name: str = "V",
     **policy: Any,
 ) -> JobPipeline:
     def checkpoint() -> None:
@@ -139,13 +162,12 @@ def make(
 
     return JobPipeline(
         plan,
-        vendor="V",
+        vendor=name,
         ledger=JobLedger(state, LEDGER, checkpoint),
         policy=PollPolicy(interval_seconds=10, max_interval_seconds=40, **policy),
         max_in_flight=max_in_flight,
         check_many=vendor.check_many if batch else None,
-        clock=vendor.clock,
-        sleep=vendor.clock.sleep,
+        scheduler=scheduler or JobScheduler(clock=vendor.clock, sleep=vendor.clock.sleep),
     )
 
 
@@ -170,7 +192,6 @@ def test_units_come_back_in_order_even_when_later_jobs_finish_first(vendor: Fake
     handed: list[tuple[str, float, str | None]] = []
     for unit, status in pipeline:
         handed.append((unit.key, vendor.clock(), status.result))
-        pipeline.release(unit.key)
     assert [key for key, _, _ in handed] == ["a", "b", "c"]
     assert [result for _, _, result in handed] == ["a.csv", "b.csv", "c.csv"]
     # b and c ran while a was awaited: they came back at once after a, with no further wait.
@@ -181,30 +202,37 @@ def test_units_come_back_in_order_even_when_later_jobs_finish_first(vendor: Fake
     assert [t for job_id, t in vendor.checks if job_id == b_id] == [0, 10]
 
 
-def test_never_more_jobs_submitted_and_unconsumed_than_the_limit(vendor: FakeVendor) -> None:
+def test_never_more_jobs_running_at_the_vendor_than_the_limit(vendor: FakeVendor) -> None:
     state: dict[str, Any] = {"bookmarks": {}}
     plan = units(vendor, {k: 5 * (6 - i) for i, k in enumerate("abcdef")})
     pipeline = make(state, vendor, plan, max_in_flight=2)
     done: list[str] = []
     consume(pipeline, state, done)
     assert done == list("abcdef")
-    in_flight = [len(saved["bookmarks"][LEDGER]) for saved in vendor.saved]
-    assert max(in_flight) == 2
+    assert vendor.most_running == 2
     assert sorted(vendor.submissions) == list("abcdef")
 
 
-def test_release_frees_a_slot_while_the_ledger_entry_stays(vendor: FakeVendor) -> None:
+def test_a_job_seen_done_frees_its_slot_before_its_unit_is_consumed(vendor: FakeVendor) -> None:
     state: dict[str, Any] = {}
-    pipeline = make(state, vendor, units(vendor, {"a": 5, "b": 5}), max_in_flight=1)
-    unit, _ = next(iter(pipeline))
-    assert vendor.submissions == ["a"]
-    with pytest.raises(RuntimeError, match="release"):
-        pipeline.next_done()  # the slot is still held by "a"
-    pipeline.release(unit.key)
-    second = pipeline.next_done()
-    assert second is not None
-    assert second[0].key == "b"
+    pipeline = make(state, vendor, units(vendor, {"a": 5, "b": 5, "c": 5}), max_in_flight=1)
+    unit, _ = pipeline.wait("a")
+    assert unit.key == "a"
+    # "a" was seen done in the round that handed it back; that round submitted "b".
+    assert vendor.submissions == ["a", "b"]
     assert set(state["bookmarks"][LEDGER]) == {"a", "b"}  # the caller drops entries on commit
+    assert vendor.most_running == 1
+
+
+def test_units_can_be_asked_for_out_of_plan_order(vendor: FakeVendor) -> None:
+    state: dict[str, Any] = {}
+    pipeline = make(state, vendor, units(vendor, {"a": 5, "b": 5, "c": 5}), max_in_flight=1)
+    unit, status = pipeline.wait("c")  # not started: it takes the first free slot
+    assert (unit.key, status.result) == ("c", "c.csv")
+    assert vendor.submissions == ["c", "a"]
+    assert [u.key for u, _ in pipeline] == ["a", "b"]
+    with pytest.raises(KeyError, match="not planned"):
+        pipeline.wait("z")
 
 
 def test_every_id_is_in_state_before_the_first_poll(vendor: FakeVendor) -> None:
@@ -253,7 +281,7 @@ def test_the_batch_check_is_used_once_per_round(
     assert all(call for call in vendor.batch_calls)
     # One line per round says how many jobs are queued, running, done and failed.
     last = rounds[-1].getMessage()
-    for part in ("0 queued", "0 running", "3 done", "0 failed", "next up: job job-1 for unit a"):
+    for part in ("0 queued", "0 running", "3 done", "0 failed", "next up: V job job-1 for unit a"):
         assert part in last
 
 
@@ -332,6 +360,7 @@ def test_a_gone_job_is_replayed_where_the_vendor_can(
     assert (entry["job_id"], entry["replayed_from"], entry["mine"]) == ("job-2", "job-1", "a")
     assert summary.counts() == {("V", "jobs replayed (expired or not found)"): 1}
     assert "job job-1 for unit a is gone" in caplog.text
+    assert "replayed it as job job-2" in caplog.text
 
 
 def test_a_gone_job_is_submitted_once_more_with_a_warning(
@@ -344,7 +373,7 @@ def test_a_gone_job_is_submitted_once_more_with_a_warning(
     assert done == ["a", "b"]
     assert vendor.submissions == ["a", "b", "a"]
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("submitted it again as job job-3" in r.getMessage() for r in warnings)
+    assert any("submitted it as job job-3" in r.getMessage() for r in warnings)
     assert summary.counts() == {("V", "jobs submitted again (expired or not found)"): 1}
 
 
@@ -352,7 +381,7 @@ def test_a_unit_lost_twice_in_one_run_fails(vendor: FakeVendor) -> None:
     gone = JobStatus(JobState.GONE, "Jobs not found")
     vendor.scripts["a"] = [gone, gone]
     state: dict[str, Any] = {"bookmarks": {}}
-    with pytest.raises(JobFailedError, match="the vendor lost the job twice") as caught:
+    with pytest.raises(JobFailedError, match="the vendor lost the job or its result twice") as caught:
         consume(make(state, vendor, units(vendor, {"a": 5})), state, [])
     assert "unit a" in str(caught.value)
     assert state["bookmarks"][LEDGER] == {}
@@ -365,7 +394,7 @@ def test_an_unusable_result_forgets_the_job_without_resubmitting(vendor: FakeVen
     unit, _ = next(iter(pipeline))
     pipeline.result_unusable(unit.key)
     assert "a" not in state["bookmarks"][LEDGER]
-    assert vendor.submissions == ["a"]
+    assert vendor.submissions == ["a", "b"]  # "b" took the slot "a" freed when seen done
     assert pipeline.next_done() is not None  # the slot was freed
 
 
@@ -415,3 +444,144 @@ def test_a_kill_at_any_wait_or_state_message_resumes_without_submitting_any_unit
         done = run_with_kill(vendor, **kill)
         assert Counter(vendor.submissions) == Counter(list(TAKES)), kill
         assert sorted(set(done)) == sorted(TAKES), kill
+
+
+def test_a_vendor_at_its_job_limit_is_asked_again_when_a_job_finishes(
+    vendor: FakeVendor, caplog: pytest.LogCaptureFixture
+) -> None:
+    vendor.limit = 2  # other users of the account: the vendor says no before our own limit
+    state: dict[str, Any] = {"bookmarks": {}}
+    plan = units(vendor, {k: 20 for k in "abcdef"})
+    done: list[str] = []
+    consume(make(state, vendor, plan, max_in_flight=4), state, done)
+    assert done == list("abcdef")
+    assert vendor.refused >= 1
+    assert vendor.most_running == 2
+    assert Counter(vendor.submissions) == Counter("abcdef")
+    assert summary.counts()[("V", "job submissions put off (the vendor's job limit was reached)")]
+    assert "the vendor refuses more export jobs for now (too many jobs)" in caplog.text
+
+
+def test_a_vendor_that_never_accepts_the_job_ends_at_the_deadline(vendor: FakeVendor) -> None:
+    vendor.limit = 0
+    state: dict[str, Any] = {"bookmarks": {}}
+    pipeline = make(state, vendor, units(vendor, {"a": 5}), deadline_seconds=100)
+    with pytest.raises(JobDeadlineError, match="kept refusing to start the export job"):
+        consume(pipeline, state, [])
+    assert vendor.clock() <= 100
+    assert state["bookmarks"][LEDGER] == {}
+
+
+def test_every_vendor_advances_while_one_waits(
+    vendor: FakeVendor, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two vendors in one sync: the second's jobs are polled and topped up while the first waits."""
+    caplog.set_level(logging.INFO, "tap_emailtracking.jobs")
+    other = FakeVendor(vendor.clock)
+    scheduler = JobScheduler(clock=vendor.clock, sleep=vendor.clock.sleep)
+    first_state: dict[str, Any] = {"bookmarks": {}}
+    second_state: dict[str, Any] = {"bookmarks": {}}
+    first = make(first_state, vendor, units(vendor, {"a": 100}), scheduler=scheduler, name="V")
+    second = make(
+        second_state,
+        other,
+        units(other, {k: 10 for k in "wxyz"}),
+        max_in_flight=2,
+        scheduler=scheduler,
+        name="W",
+    )
+    first.start()
+    second.start()
+    assert (vendor.submissions, other.submissions) == (["a"], ["w", "x"])
+    consume(first, first_state, [])
+    # While "a" ran, W's first jobs finished and the rest were submitted in later rounds.
+    assert other.submissions == list("wxyz")
+    assert vendor.clock() >= 100
+    done: list[str] = []
+    before = vendor.clock()
+    consume(second, second_state, done)
+    assert done == list("wxyz")
+    assert vendor.clock() - before < 1  # nothing left to wait for
+    lines = [r.getMessage() for r in caplog.records if "poll round" in r.getMessage()]
+    assert any("V 0 queued, 1 running" in line and "; W " in line for line in lines)
+
+
+def test_another_vendors_error_pauses_it_instead_of_failing_the_waiting_stream(
+    vendor: FakeVendor, caplog: pytest.LogCaptureFixture
+) -> None:
+    other = FakeVendor(vendor.clock)
+    scheduler = JobScheduler(clock=vendor.clock, sleep=vendor.clock.sleep)
+    broken = units(other, {"w": 10})
+
+    def unreachable(job_id: str) -> JobStatus:
+        raise TransportError("connection reset", vendor="W", action="re-run")
+
+    object.__setattr__(broken[0].job, "check", unreachable)
+    second_state: dict[str, Any] = {"bookmarks": {}}
+    second = make(second_state, other, broken, scheduler=scheduler, name="W")
+    first_state: dict[str, Any] = {"bookmarks": {}}
+    first = make(first_state, vendor, units(vendor, {"a": 50}), scheduler=scheduler, name="V")
+    second.start()
+    done: list[str] = []
+    consume(first, first_state, done)
+    assert done == ["a"]
+    assert "W: its export jobs are paused until its streams run" in caplog.text
+    assert second_state["bookmarks"][LEDGER]["w"]["job_id"] == "job-1"  # kept for W's turn
+    with pytest.raises(TransportError, match="connection reset"):
+        consume(second, second_state, [])
+
+
+def downloader(
+    vendor: FakeVendor, faults: list[Exception]
+) -> Callable[[Unit, JobStatus], str]:
+    def download(unit: Unit, status: JobStatus) -> str:
+        if faults:
+            raise faults.pop(0)
+        return f"{unit.key}: {status.result}"
+
+    return download
+
+
+def missing(name: str) -> RemoteFileMissingError:
+    return RemoteFileMissingError(f"{name} is not on the site", vendor="V", action="re-run")
+
+
+def test_an_expired_result_is_submitted_again_once(
+    vendor: FakeVendor, caplog: pytest.LogCaptureFixture
+) -> None:
+    state: dict[str, Any] = {"bookmarks": {}}
+    pipeline = make(state, vendor, units(vendor, {"a": 5, "b": 5}), max_in_flight=2)
+    got = pipeline.fetch("a", downloader(vendor, [missing("a.csv")]))
+    assert got == "a: a.csv"
+    assert vendor.submissions == ["a", "b", "a"]
+    assert state["bookmarks"][LEDGER]["a"]["job_id"] == "job-3"
+    assert summary.counts() == {("V", "jobs submitted again (expired or not found)"): 1}
+    assert "is gone (its result is not on the file site: a.csv is not on the site" in caplog.text
+
+
+def test_a_result_missing_twice_forgets_the_job_and_fails(vendor: FakeVendor) -> None:
+    state: dict[str, Any] = {"bookmarks": {}}
+    pipeline = make(state, vendor, units(vendor, {"a": 5}))
+    with pytest.raises(RemoteFileMissingError):
+        pipeline.fetch("a", downloader(vendor, [missing("a.csv"), missing("a.csv")]))
+    assert vendor.submissions == ["a", "a"]
+    assert state["bookmarks"][LEDGER] == {}
+
+
+def test_a_damaged_result_forgets_the_job_at_once(vendor: FakeVendor) -> None:
+    state: dict[str, Any] = {"bookmarks": {}}
+    pipeline = make(state, vendor, units(vendor, {"a": 5}))
+    damaged = CorruptFileError("a.csv is truncated", vendor="V", action="re-run")
+    with pytest.raises(CorruptFileError):
+        pipeline.fetch("a", downloader(vendor, [damaged]))
+    assert vendor.submissions == ["a"]
+    assert state["bookmarks"][LEDGER] == {}
+
+
+def test_a_dropped_connection_keeps_the_job(vendor: FakeVendor) -> None:
+    state: dict[str, Any] = {"bookmarks": {}}
+    pipeline = make(state, vendor, units(vendor, {"a": 5}))
+    dropped = TransportError("connection reset", vendor="V", action="re-run")
+    with pytest.raises(TransportError):
+        pipeline.fetch("a", downloader(vendor, [dropped]))
+    assert state["bookmarks"][LEDGER]["a"]["job_id"] == "job-1"

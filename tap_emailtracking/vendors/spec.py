@@ -6,6 +6,11 @@ one sync: clients, job ledger, planned windows) is built from a neutral `SyncCon
 time a stream asks for it, so discovery never opens a connection and vendor code never calls the
 tap. The streams of a vendor join its `SourceSlot` when they are built, so a source that feeds
 many streams from one export can ask them directly which are still to run.
+
+When the first stream of a sync asks for its source, the tap calls `SourceSlot.start` for every
+vendor with a selected stream: a source with export jobs (`JobSource`) plans its units and submits
+its first jobs then, so every vendor's jobs run side by side from the first seconds of the sync
+(`jobs.JobScheduler`, one per sync). Discovery builds no source and starts nothing.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
+from tap_emailtracking.jobs import JobScheduler
 from tap_emailtracking.limits import Limits
 
 if TYPE_CHECKING:
@@ -37,13 +43,28 @@ class SyncContext:
     temp_dir: str | None
     limits: Limits
     streams: Sequence[ExportStream]
+    jobs: JobScheduler
+
+
+@runtime_checkable
+class JobSource(Protocol):
+    """A source whose units run export jobs: it starts them when the sync starts."""
+
+    def start_jobs(self) -> None:
+        """Plan every unit the selected streams need and submit (or resume) the first jobs."""
+        ...
 
 
 class SourceSlot(Generic[SourceT]):
     """A vendor's source for one sync, built on first use; its streams join it when built."""
 
-    def __init__(self, build: Callable[[Sequence[ExportStream]], SourceT]) -> None:
+    def __init__(
+        self,
+        build: Callable[[Sequence[ExportStream]], SourceT],
+        first_use: Callable[[], None] = lambda: None,
+    ) -> None:
         self._build = build
+        self._first_use = first_use
         self._source: SourceT | None = None
         self.streams: list[ExportStream] = []
 
@@ -57,10 +78,18 @@ class SourceSlot(Generic[SourceT]):
         return self._source is not None
 
     def get(self) -> SourceT:
-        """The source, built the first time a stream needs it."""
+        """The source, built the first time a stream needs it (which starts the sync's jobs)."""
         if self._source is None:
             self._source = self._build(self.streams)
+            self._first_use()
         return self._source
+
+    def start(self) -> None:
+        """The sync starts: a source with export jobs starts them if any stream is selected."""
+        if any(stream.selected for stream in self.streams):
+            source = self.get()
+            if isinstance(source, JobSource):
+                source.start_jobs()
 
 
 @dataclass(frozen=True)
@@ -89,9 +118,13 @@ class VendorSpec(Generic[SettingsT, SourceT]):
         tap: Tap,
         settings: Callable[[], SettingsT],
         context: Callable[[Sequence[ExportStream]], SyncContext],
+        first_use: Callable[[], None] = lambda: None,
     ) -> list[ExportStream]:
-        """The vendor's streams, sharing one source built when the first of them needs it."""
+        """The vendor's streams, sharing one source built when the first of them needs it.
+
+        `first_use` is called once the source is built (the tap starts every vendor's jobs).
+        """
         slot: SourceSlot[SourceT] = SourceSlot(
-            lambda streams: self.build_source(settings(), context(streams))
+            lambda streams: self.build_source(settings(), context(streams)), first_use
         )
         return [stream_type(tap, slot) for stream_type in self.streams]

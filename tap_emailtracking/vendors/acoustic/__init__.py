@@ -22,6 +22,8 @@ def build_source(settings: AcousticSettings, sync: SyncContext) -> AcousticExpor
         end_date=sync.end_date,
         temp_dir=sync.temp_dir,
         limits=sync.limits,
+        streams=[s for s in sync.streams if isinstance(s, AcousticEmailEventsStream)],
+        jobs=sync.jobs,
     )
 
 

@@ -20,7 +20,7 @@ from xml.sax.saxutils import escape
 
 import xmltodict
 
-from tap_emailtracking.errors import VendorError
+from tap_emailtracking.errors import JobLimitReachedError, VendorError
 from tap_emailtracking.transports.http import (
     ApiCall,
     VendorHttp,
@@ -41,6 +41,9 @@ WRONG_ANSWER_ACTION = (
     f"check {ENDPOINT_SETTING}: it must reach the Acoustic API, not a proxy or login page; "
     "re-run later if Acoustic is in maintenance (nothing was created or changed)"
 )
+# [I] "Unable to create the export job": the docs give the code, not its cause; read as the
+# account's export jobs being at their limit, so the job is submitted again when one finishes.
+JOB_LIMIT_ERRORID = "156"
 LIST_KEYS = ("jobDefinitions", "data", "items")
 
 
@@ -228,7 +231,8 @@ class AcousticClient:
         if not response.ok or success is None or success.lower() != "true":
             fault = find_first(document, "FaultString") or f"HTTP {response.status_code}"
             error_id = find_first(document, "errorid")
-            raise VendorError(
+            error = JobLimitReachedError if error_id == JOB_LIMIT_ERRORID else VendorError
+            raise error(
                 f"{what} failed: {excerpt(fault)}"
                 + (f" (errorid {excerpt(error_id)})" if error_id else ""),
                 vendor=VENDOR,

@@ -5,9 +5,10 @@ folder is listed twice `file_settle_seconds` apart, and files of the definition 
 did not move are read oldest first (by the time in the name). Files still being written are left
 for the next run; files the marker says are done are skipped.
 
-Raw Recipient Data Export: each activity window runs one job through the shared job lifecycle
-(job id and result file name in state before polling), then the ZIP'd CSV is read from the SFTP
-folder.
+Raw Recipient Data Export: one job per activity window, planned when the sync starts and run
+through the shared job pipeline (`max_jobs_in_flight` at a time, job ids and result file names in
+state before any poll); windows are handed back in order, each one's ZIP'd CSV read from the SFTP
+folder by the pipeline's one failure rule for results (`JobPipeline.fetch`).
 """
 
 from __future__ import annotations
@@ -15,20 +16,23 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from tap_emailtracking.errors import AuthenticationError, CorruptFileError, UnusableResultError
 from tap_emailtracking.formats.containers import open_container, unexpected_errors
 from tap_emailtracking.formats.delimited import DELIMITERS, DelimitedReader
 from tap_emailtracking.jobs import (
     JobLedger,
+    JobPipeline,
     JobRunner,
+    JobScheduler,
     JobState,
     JobStatus,
     Submission,
+    Unit,
 )
 from tap_emailtracking.limits import Limits
 from tap_emailtracking.timestamps import LocalTimeFormatter, zone
@@ -79,6 +83,24 @@ RRDE_STATUS = {
 }
 
 
+class WindowedStream(Protocol):
+    """What the RRDE plan asks the stream: is it selected, and from which day."""
+
+    @property
+    def name(self) -> str:
+        """The stream's name."""
+        ...
+
+    @property
+    def selected(self) -> bool:
+        """Selected in the catalog."""
+        ...
+
+    def window_bookmark(self) -> str | None:
+        """The first day it has not fully emitted (None: from start_date)."""
+        ...
+
+
 class AcousticExports:
     """Everything one sync needs from Acoustic, created on first use."""
 
@@ -92,6 +114,8 @@ class AcousticExports:
         end_date: date | None,
         temp_dir: str | None = None,
         limits: Limits | None = None,
+        streams: Sequence[WindowedStream] = (),
+        jobs: JobScheduler | None = None,
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ) -> None:
@@ -118,8 +142,12 @@ class AcousticExports:
             vendor=VENDOR,
             ledger=self.ledger,
             policy=settings.poll_policy(),
+            scheduler=jobs,
             sleep=sleep,
         )
+        self._streams = streams
+        self._raw_plan: list[DateWindow] = []
+        self._raw_pipeline: JobPipeline | None = None
         self.skipped_rows = 0
 
     # -- shared -------------------------------------------------------------------------------
@@ -322,28 +350,62 @@ class AcousticExports:
 
     # -- Raw Recipient Data Export ------------------------------------------------------------
 
-    def raw_records(self, window: DateWindow, *, stream: str) -> Iterator[dict[str, Any]]:
-        """Run (or resume) the window's RawRecipientDataExport job and read its file."""
-        unit = window.key()
-        job = RawRecipientJob(self, window, stream=stream)
-        status = self.runner.run(
-            unit,
-            job,
-            stream=stream,
-            label=f"activity {window.start} to {window.end}",
-            unit_info={
-                "activity_start": window.start.isoformat(),
-                "activity_end": window.end.isoformat(),
-            },
+    def start_jobs(self) -> None:
+        """The sync starts: submit (or resume) the first Raw Recipient Data Export jobs now."""
+        if self.settings.export_mode == "raw_recipient_data":
+            self.raw_pipeline().start()
+
+    def raw_pipeline(self) -> JobPipeline:
+        """The sync's RRDE jobs: one per window the selected stream still needs, in order."""
+        if self._raw_pipeline is None:
+            stream = next((s for s in self._streams if s.selected), None)
+            if stream is not None:
+                self._raw_plan = self.windows.plan(stream.window_bookmark())
+            name = None if stream is None else stream.name
+            self._raw_pipeline = self.runner.pipeline(
+                (self._raw_unit(window, name) for window in self._raw_plan),
+                max_in_flight=self.settings.max_jobs_in_flight,
+            )
+            LOGGER.info(
+                "Acoustic: %d Raw Recipient Data Export job(s) to run, up to %d at a time",
+                len(self._raw_plan),
+                self.settings.max_jobs_in_flight,
+            )
+        return self._raw_pipeline
+
+    def _raw_unit(self, window: DateWindow, stream: str | None) -> Unit:
+        return Unit(
+            window.key(),
+            RawRecipientJob(self, window, stream=stream),
+            f"activity {window.start} to {window.end}",
+            stream,
+            {"activity_start": window.start.isoformat(), "activity_end": window.end.isoformat()},
         )
-        file_name = str(status.result or "")
-        local = self.workdir / re.sub(r"[^A-Za-z0-9_.-]", "_", file_name or unit)
+
+    def raw_windows(self, *, stream: str) -> Iterator[tuple[DateWindow, Iterator[dict[str, Any]]]]:
+        """Each planned window with its records, in order, while later windows' jobs run.
+
+        The caller reads a window's records, commits the window and drops its ledger entry
+        before asking for the next one.
+        """
+        pipeline = self.raw_pipeline()
+        for window in list(self._raw_plan):
+            yield window, self._raw_records(window, pipeline, stream=stream)
+
+    def _raw_records(
+        self, window: DateWindow, pipeline: JobPipeline, *, stream: str
+    ) -> Iterator[dict[str, Any]]:
+        """The records of a window's ZIP'd CSV, once its job is done."""
+        key = window.key()
+        local = self.workdir / re.sub(r"[^A-Za-z0-9_.-]", "_", f"rrde-{key}.zip")
+
+        def download(_: Unit, status: JobStatus) -> str:
+            file_name = str(status.result or "")
+            self.on_site(stream, lambda site: site.download(file_name, local))
+            return file_name
+
         try:
-            try:
-                self.on_site(stream, lambda site: site.download(file_name, local))
-            except UnusableResultError:
-                self.ledger.drop(unit)  # missing, refused or damaged: the next run asks anew
-                raise
+            file_name = pipeline.fetch(key, download)
             try:
                 yield from self._rows(
                     local,
@@ -354,7 +416,7 @@ class AcousticExports:
                     stream=stream,
                 )
             except UnusableResultError:
-                self.ledger.drop(unit)  # the same file would fail again: ask for a new export
+                pipeline.result_unusable(key)  # the same file would fail again: ask anew
                 raise
         finally:
             local.unlink(missing_ok=True)
@@ -368,7 +430,7 @@ class AcousticExports:
 class RawRecipientJob:
     """One window's RawRecipientDataExport, as the shared job lifecycle sees it."""
 
-    def __init__(self, exports: AcousticExports, window: DateWindow, *, stream: str) -> None:
+    def __init__(self, exports: AcousticExports, window: DateWindow, *, stream: str | None) -> None:
         self.exports = exports
         self.window = window
         self.stream = stream

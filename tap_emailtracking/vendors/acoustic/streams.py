@@ -40,6 +40,11 @@ class AcousticEmailEventsStream(ExportStream):
         self.source = source
         source.join(self)
 
+    def window_bookmark(self) -> str | None:
+        """The first day of Raw Recipient Data Export windows not fully emitted (None: all)."""
+        value = None if self.full_table else self.stream_state.get(WINDOW_BOOKMARK)
+        return str(value) if value else None
+
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """BEX files, or RRDE windows, each committed once all its records are out."""
@@ -61,8 +66,7 @@ class AcousticEmailEventsStream(ExportStream):
                 marker.mark_done(file)
                 self.commit(FILE_BOOKMARK, marker.to_state())
             return
-        bookmark = None if self.full_table else self.stream_state.get(WINDOW_BOOKMARK)
-        for window in exports.windows.plan(bookmark):
-            yield from exports.raw_records(window, stream=self.name)
+        for window, records in exports.raw_windows(stream=self.name):
+            yield from records
             self.commit(WINDOW_BOOKMARK, next_start(window, exports.windows.today()).isoformat())
             exports.ledger.drop(window.key())

@@ -23,6 +23,7 @@ def build_source(settings: ExactTargetSettings, sync: SyncContext) -> ExactTarge
         streams=[stream for stream in sync.streams if isinstance(stream, ExactTargetStream)],
         temp_dir=sync.temp_dir,
         limits=sync.limits,
+        jobs=sync.jobs,
     )
 
 

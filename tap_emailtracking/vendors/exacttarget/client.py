@@ -20,7 +20,7 @@ from xml.sax.saxutils import escape
 
 import xmltodict
 
-from tap_emailtracking.errors import AuthenticationError, VendorError
+from tap_emailtracking.errors import AuthenticationError, JobLimitReachedError, VendorError
 from tap_emailtracking.jobs import JobState, JobStatus
 from tap_emailtracking.transports.http import (
     ApiCall,
@@ -50,6 +50,9 @@ STATUS_WORDS = {
 }
 # [I] The vendor's error codes are not public; these words in a description mean a login problem.
 AUTH_WORDS = ("password", "username", "user name", "login", "log in", "authenticat", "credential")
+# [I] Error 7 answers a BulkAsync request while too many batches are scheduled or processing; the
+# batch is requested again once one of this run's finishes.
+JOB_LIMIT_ERROR = "7"
 ENDPOINT_SETTING = "exacttarget.endpoint"
 WRONG_ANSWER_ACTION = (
     "check exacttarget.endpoint: it must reach your instance's …/integrate.aspx, not a proxy or "
@@ -145,7 +148,8 @@ class ExactTargetClient:
                     stream=stream,
                     action="check exacttarget.username and exacttarget.password (XML API user)",
                 )
-            raise VendorError(
+            error = JobLimitReachedError if code == JOB_LIMIT_ERROR else VendorError
+            raise error(
                 f"{what} failed: ExactTarget error {excerpt(code)}: {description}",
                 vendor=VENDOR,
                 stream=stream,

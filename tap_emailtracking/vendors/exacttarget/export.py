@@ -1,14 +1,15 @@
 """ExactTarget's unit of work: one activity window → one BulkAsync batch → one ZIP → many streams.
 
-One `ExactTargetExports` lives for the whole sync. The first selected stream that needs a window
-runs its batch through the shared job lifecycle (batch id in state before polling), downloads the
-ZIP once, verifies it, and parses it once: its own records are yielded straight away and the
-records of every other selected stream that will need this window are spooled to disk. Later
-streams read their spool. The batch id leaves state only when every stream that needed the window
-has committed it, so a crash in between resumes the same batch rather than submitting another.
+One `ExactTargetExports` lives for the whole sync. When the sync starts it plans every window the
+selected streams need, in the order they will ask for them, and the shared job pipeline submits
+their batches ahead (`max_jobs_in_flight` at a time, every batch id in state before any poll).
+The first stream that needs a window downloads its ZIP once and parses it once: its own records
+are yielded straight away and those of every other selected stream that will need the window are
+spooled to disk (`spools.FanOut`). The batch id leaves state only when every stream that needed
+the window has committed it, so a crash in between resumes the same batch.
 
-A damaged or vanished result file drops the batch id (a new batch will be submitted next run,
-because the same file would fail again); a network failure keeps it (the next run re-downloads).
+Results follow the pipeline's one failure rule (`JobPipeline.fetch`): an expired ZIP is asked for
+again once, a damaged one forgets the batch, a dropped connection keeps it.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from typing import Any, Protocol
 
 from tap_emailtracking.errors import UnusableResultError
 from tap_emailtracking.formats.containers import open_container, unexpected_errors
-from tap_emailtracking.jobs import JobLedger, JobRunner
+from tap_emailtracking.jobs import JobLedger, JobPipeline, JobRunner, JobScheduler, JobStatus, Unit
 from tap_emailtracking.limits import Limits
-from tap_emailtracking.spools import SpoolWriter, read_spool
+from tap_emailtracking.spools import FanOut, SpoolWriter, read_spool
 from tap_emailtracking.timestamps import LocalTimeFormatter, zone
 from tap_emailtracking.transports.files import open_file_site
 from tap_emailtracking.transports.http import VendorHttp
@@ -47,6 +48,11 @@ PROGRESS_EVERY = 250_000
 
 class FanOutStream(Protocol):
     """What the fan-out asks each ExactTarget stream: is it still to run, and from which day."""
+
+    @property
+    def name(self) -> str:
+        """The stream's name."""
+        ...
 
     @property
     def kind(self) -> str:
@@ -82,6 +88,7 @@ class ExactTargetExports:
         streams: Sequence[FanOutStream],
         temp_dir: str | None = None,
         limits: Limits | None = None,
+        jobs: JobScheduler | None = None,
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ) -> None:
@@ -110,11 +117,12 @@ class ExactTargetExports:
             vendor=VENDOR,
             ledger=self.ledger,
             policy=settings.poll_policy(),
+            scheduler=jobs,
             sleep=sleep,
         )
         self.workdir = make_workdir(self, "et", temp_dir)
-        self._spools: dict[str, dict[str, Path]] = {}
-        self._waiting: dict[str, set[str]] = {}
+        self.fan_out = FanOut()
+        self._pipeline: JobPipeline | None = None
         self._used_units: set[str] = set()
 
     # -- planning -----------------------------------------------------------------------------
@@ -140,12 +148,48 @@ class ExactTargetExports:
             text += f", sends {et_date(sends.start)}-{et_date(sends.end)}"
         return text
 
+    def job_unit(self, window: DateWindow, stream: str) -> Unit:
+        """The window's batch, as the job pipeline plans it."""
+        sends = self.sends_for(window)
+        info = {"activity_start": window.start.isoformat(), "activity_end": window.end.isoformat()}
+        if sends is not None:
+            info["sends_start"] = sends.start.isoformat()
+        job = TrackingExportJob(self.client, window, sends, stream=stream)
+        return Unit(self.unit(window), job, self.label(window), stream, info)
+
+    def start_jobs(self) -> None:
+        """The sync starts: submit (or resume) the first batches now."""
+        self.pipeline().start()
+
+    def pipeline(self) -> JobPipeline:
+        """The sync's batches: every window the selected streams need, in the order they ask.
+
+        Streams sync one after another, each in bookmark order: the first stream's windows come
+        first, then the windows a later stream needs that an earlier one did not plan.
+        """
+        if self._pipeline is None:
+            planned: dict[str, Unit] = {}
+            for stream in self._streams:
+                if stream.selected and not stream.finished:
+                    for window in self.windows.plan(stream.bookmark()):
+                        if self.unit(window) not in planned:
+                            planned[self.unit(window)] = self.job_unit(window, stream.name)
+            self._pipeline = self.runner.pipeline(
+                planned.values(), max_in_flight=self.settings.max_jobs_in_flight
+            )
+            LOGGER.info(
+                "ExactTarget: %d batch(es) to run, up to %d at a time",
+                len(planned),
+                self.settings.max_jobs_in_flight,
+            )
+        return self._pipeline
+
     # -- records ------------------------------------------------------------------------------
 
     def records(self, kind: str, window: DateWindow, *, stream: str) -> Iterator[dict[str, Any]]:
         """All records of one kind for one window, from a spool or from the vendor."""
         unit = self.unit(window)
-        spool = self._spools.get(unit, {}).pop(kind, None)
+        spool = self.fan_out.take(unit, kind)
         if spool is not None:
             LOGGER.info(
                 "ExactTarget: %s reads %s from this run's export", stream, self.label(window)
@@ -155,36 +199,29 @@ class ExactTargetExports:
             return
         yield from self._fetch(kind, window, unit, stream)
 
+    def _download(self, unit: str, window: DateWindow, stream: str) -> tuple[Path, str]:
+        """Wait for the window's batch and download its ZIP (one failure rule: `fetch`)."""
+        pipeline = self.pipeline()
+        if not pipeline.planned(unit):
+            pipeline.add([self.job_unit(window, stream)])
+        archive_path = self.workdir / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', unit)}.zip"
+
+        def download(_: Unit, status: JobStatus) -> str:
+            with open_file_site(self.settings.files, vendor=VENDOR, stream=stream) as site:
+                site.download(status.result or "", archive_path)
+            return status.result or ""
+
+        return archive_path, pipeline.fetch(unit, download)
+
     def _fetch(
         self, kind: str, window: DateWindow, unit: str, stream: str
     ) -> Iterator[dict[str, Any]]:
         self._used_units.add(unit)
-        sends = self.sends_for(window)
         label = self.label(window)
-        unit_info = {
-            "activity_start": window.start.isoformat(),
-            "activity_end": window.end.isoformat(),
-        }
-        if sends is not None:
-            unit_info["sends_start"] = sends.start.isoformat()
-        status = self.runner.run(
-            unit,
-            TrackingExportJob(self.client, window, sends, stream=stream),
-            stream=stream,
-            label=label,
-            unit_info=unit_info,
-        )
+        archive_path, filename = self._download(unit, window, stream)
         job_id = str((self.ledger.get(unit) or {}).get("job_id", "?"))
-        filename = status.result or ""
         subject = f"batch {job_id}, file {filename}, {label}"
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", unit)
-        archive_path = self.workdir / f"{safe}.zip"
-        try:
-            with open_file_site(self.settings.files, vendor=VENDOR, stream=stream) as site:
-                site.download(filename, archive_path)
-        except UnusableResultError:
-            self.ledger.drop(unit)  # missing, refused or damaged: the next run asks anew
-            raise
+        safe = archive_path.stem
         others = {
             other
             for other, bookmark in self._pending().items()
@@ -239,7 +276,7 @@ class ExactTargetExports:
                                 )
         except UnusableResultError:
             spool.discard()
-            self.ledger.drop(unit)
+            self.pipeline().result_unusable(unit)  # the same file would fail again
             raise
         except BaseException:
             spool.discard()
@@ -247,8 +284,7 @@ class ExactTargetExports:
         finally:
             archive_path.unlink(missing_ok=True)
         spool.close()
-        self._spools[unit] = dict(spool.paths)
-        self._waiting[unit] = set(others)
+        self.fan_out.spooled(unit, spool)
         LOGGER.info(
             "ExactTarget: %s parsed in %.1f s: %d %s records%s",
             label,
@@ -263,23 +299,13 @@ class ExactTargetExports:
     def committed(self, kind: str, window: DateWindow) -> None:
         """A stream emitted every record of a window; forget the batch once nobody needs it."""
         unit = self.unit(window)
-        waiting = self._waiting.get(unit)
-        if waiting is not None:
-            waiting.discard(kind)
-        if not waiting:
-            self._waiting.pop(unit, None)
+        if self.fan_out.committed(unit, kind):
             self.ledger.drop(unit)
 
     def finish_stream(self, kind: str) -> None:
         """A stream is done for this run: delete spools it did not use, release windows."""
-        for unit in list(self._waiting):
-            self._waiting[unit].discard(kind)
-            path = self._spools.get(unit, {}).pop(kind, None)
-            if path is not None:
-                path.unlink(missing_ok=True)
-            if not self._waiting[unit]:
-                del self._waiting[unit]
-                self.ledger.drop(unit)
+        for unit in self.fan_out.finish(kind):
+            self.ledger.drop(unit)
         if not self._pending():
             # Every selected stream is done: a batch this run never used belongs to a window no
             # stream plans any more (settings changed); forget it rather than keep it forever.
