@@ -124,9 +124,13 @@ class JobLedger:
         self._entries[unit] = {**info, "job_id": job_id}
         self._checkpoint()
 
-    def drop(self, unit: str) -> None:
-        """Forget a job (finished and consumed, or failed) and emit STATE."""
-        if self._entries.pop(unit, None) is not None:
+    def drop(self, unit: str, *, checkpoint: bool = True) -> None:
+        """Forget a job (finished and consumed, or failed) and emit STATE.
+
+        `checkpoint=False` when the caller emits STATE itself at once, so that the bookmark that
+        commits the unit and the end of its job reach the target in one STATE message.
+        """
+        if self._entries.pop(unit, None) is not None and checkpoint:
             self._checkpoint()
 
 

@@ -9,7 +9,7 @@ output and child-stream machinery are switched off here, once, for every vendor.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import cache
 from importlib import resources
 from types import ModuleType
@@ -67,9 +67,16 @@ class ExportStream(Stream):
         """A catalog forced FULL_TABLE: ignore bookmarks and export everything again."""
         return self.replication_method == "FULL_TABLE"
 
-    def commit(self, key: str, value: Any) -> None:
-        """Move this stream's bookmark and emit STATE now (call after a unit's last record)."""
+    def commit(self, key: str, value: Any, *, then: Callable[[], None] | None = None) -> None:
+        """Move this stream's bookmark and emit STATE now (call after a unit's last record).
+
+        `then` runs between the two (the unit's job leaves the ledger there), so one STATE
+        message carries both: a kill can never keep a committed unit's job, nor drop a job
+        whose unit is not committed.
+        """
         self.stream_state[key] = value
+        if then is not None:
+            then()
         write_state_now(self._tap)
 
     def pass_through_writer(self) -> StateFlushingWriter | None:

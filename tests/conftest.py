@@ -212,6 +212,8 @@ def run_tap_until(
                 for line in pipe:
                     if not line.strip():
                         continue
+                    if not line.endswith("\n") and killed:
+                        break  # cut off by the kill: a line-reading target never sees it whole
                     stdout_lines.append(line)
                     messages.append(json.loads(line))
                     if stop_on_message is not None and stop_on_message(messages[-1], messages):

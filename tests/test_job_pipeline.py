@@ -381,7 +381,9 @@ def test_a_unit_lost_twice_in_one_run_fails(vendor: FakeVendor) -> None:
     gone = JobStatus(JobState.GONE, "Jobs not found")
     vendor.scripts["a"] = [gone, gone]
     state: dict[str, Any] = {"bookmarks": {}}
-    with pytest.raises(JobFailedError, match="the vendor lost the job or its result twice") as caught:
+    with pytest.raises(
+        JobFailedError, match="the vendor lost the job or its result twice"
+    ) as caught:
         consume(make(state, vendor, units(vendor, {"a": 5})), state, [])
     assert "unit a" in str(caught.value)
     assert state["bookmarks"][LEDGER] == {}
@@ -451,7 +453,7 @@ def test_a_vendor_at_its_job_limit_is_asked_again_when_a_job_finishes(
 ) -> None:
     vendor.limit = 2  # other users of the account: the vendor says no before our own limit
     state: dict[str, Any] = {"bookmarks": {}}
-    plan = units(vendor, {k: 20 for k in "abcdef"})
+    plan = units(vendor, dict.fromkeys("abcdef", 20))
     done: list[str] = []
     consume(make(state, vendor, plan, max_in_flight=4), state, done)
     assert done == list("abcdef")
@@ -485,7 +487,7 @@ def test_every_vendor_advances_while_one_waits(
     second = make(
         second_state,
         other,
-        units(other, {k: 10 for k in "wxyz"}),
+        units(other, dict.fromkeys("wxyz", 10)),
         max_in_flight=2,
         scheduler=scheduler,
         name="W",
@@ -531,9 +533,7 @@ def test_another_vendors_error_pauses_it_instead_of_failing_the_waiting_stream(
         consume(second, second_state, [])
 
 
-def downloader(
-    vendor: FakeVendor, faults: list[Exception]
-) -> Callable[[Unit, JobStatus], str]:
+def downloader(vendor: FakeVendor, faults: list[Exception]) -> Callable[[Unit, JobStatus], str]:
     def download(unit: Unit, status: JobStatus) -> str:
         if faults:
             raise faults.pop(0)

@@ -361,6 +361,7 @@ class AcousticExports:
             stream = next((s for s in self._streams if s.selected), None)
             if stream is not None:
                 self._raw_plan = self.windows.plan(stream.window_bookmark())
+                self._forget_unplanned({window.key() for window in self._raw_plan})
             name = None if stream is None else stream.name
             self._raw_pipeline = self.runner.pipeline(
                 (self._raw_unit(window, name) for window in self._raw_plan),
@@ -372,6 +373,13 @@ class AcousticExports:
                 self.settings.max_jobs_in_flight,
             )
         return self._raw_pipeline
+
+    def _forget_unplanned(self, planned: set[str]) -> None:
+        """Jobs of windows the stream no longer plans (committed, or settings changed) go."""
+        for key in self.ledger.units():
+            if key not in planned:
+                LOGGER.info("Acoustic: forgetting the job of unplanned window %s", key)
+                self.ledger.drop(key)
 
     def _raw_unit(self, window: DateWindow, stream: str | None) -> Unit:
         return Unit(

@@ -9,6 +9,7 @@ window by window (`next_window_start`).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from typing_extensions import override
@@ -68,5 +69,8 @@ class AcousticEmailEventsStream(ExportStream):
             return
         for window, records in exports.raw_windows(stream=self.name):
             yield from records
-            self.commit(WINDOW_BOOKMARK, next_start(window, exports.windows.today()).isoformat())
-            exports.ledger.drop(window.key())
+            self.commit(
+                WINDOW_BOOKMARK,
+                next_start(window, exports.windows.today()).isoformat(),
+                then=partial(exports.ledger.drop, window.key(), checkpoint=False),
+            )

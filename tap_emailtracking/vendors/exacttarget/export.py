@@ -297,10 +297,13 @@ class ExactTargetExports:
     # -- bookkeeping --------------------------------------------------------------------------
 
     def committed(self, kind: str, window: DateWindow) -> None:
-        """A stream emitted every record of a window; forget the batch once nobody needs it."""
+        """A stream emitted every record of a window; forget the batch once nobody needs it.
+
+        Called inside the stream's commit, which emits the STATE (see `ExportStream.commit`).
+        """
         unit = self.unit(window)
         if self.fan_out.committed(unit, kind):
-            self.ledger.drop(unit)
+            self.ledger.drop(unit, checkpoint=False)
 
     def finish_stream(self, kind: str) -> None:
         """A stream is done for this run: delete spools it did not use, release windows."""

@@ -8,6 +8,7 @@ emitted (the code after a generator's last `yield` runs only once the SDK has wr
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from typing_extensions import override
@@ -59,8 +60,11 @@ class ExactTargetStream(ExportStream):
             )
         for window in windows:
             yield from exports.records(self.kind, window, stream=self.name)
-            self.commit(BOOKMARK, next_start(window, exports.windows.today()).isoformat())
-            exports.committed(self.kind, window)
+            self.commit(
+                BOOKMARK,
+                next_start(window, exports.windows.today()).isoformat(),
+                then=partial(exports.committed, self.kind, window),
+            )
         self.finished = True  # the fan-out writes no more spools for it
         exports.finish_stream(self.kind)
 
