@@ -9,7 +9,10 @@ Fixed windows, as GitHub's and most gateways' are: a window opens with the first
 the last one closed and admits `limit` requests; later ones answer 429 with `Retry-After` until
 it closes. Every answer, admitted or not, carries `<prefix>Limit`, `-Remaining` and `-Reset`.
 The reset is spelled as delta seconds rounded up (the IETF draft's spelling) or as an integer
-epoch rounded down (GitHub's spelling, so the announced reset may be up to a second early).
+epoch rounded down (GitHub's spelling, so the announced reset may be up to a second early). With
+the epoch spelling a window closes 0.9 s into a second (it lasts up to a second longer than
+`window_seconds`), so every announced reset is 0.9 s early: the worst case, every time, instead of
+a case that comes and goes with the fraction of a second a run happens to start at.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field
 from werkzeug.wrappers import Response
 
 RESET_SPELLINGS = ("delta", "epoch")
+EPOCH_CLOSE_FRACTION = 0.9
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ class RateLimit:
             now = self.clock()
             if now >= self._window_ends:
                 self._window += 1
-                self._window_ends = now + self.window_seconds
+                self._window_ends = self._closing_time(now + self.window_seconds)
                 self._used = 0
             admitted = self._used < self.limit
             if admitted:
@@ -81,6 +85,12 @@ class RateLimit:
                 self._headers(now, left, remaining=self.limit - self._used),
                 retry_after=math.ceil(left),
             )
+
+    def _closing_time(self, earliest: float) -> float:
+        """When a window that may close at `earliest` does: 0.9 s into a second for "epoch"."""
+        if self.reset == "delta":
+            return earliest
+        return math.ceil(earliest - EPOCH_CLOSE_FRACTION) + EPOCH_CLOSE_FRACTION
 
     def _headers(self, now: float, left: float, *, remaining: int) -> dict[str, str]:
         reset = math.ceil(left) if self.reset == "delta" else math.floor(now + left)
