@@ -169,3 +169,29 @@ def test_the_sandbox_answers_429_beyond_its_budget_until_the_window_closes(
     assert [a.at - clock.start for a in limit.arrivals] == pytest.approx(
         [0, 0, 0.5, closes_after - 0.01, closes_after]
     )
+
+
+def test_the_acoustic_sandbox_counts_token_rest_and_xml_calls_in_one_budget(
+    acoustic: Sandbox,
+) -> None:
+    """One budget per org: a token, a REST and an XML call; the third is one too many."""
+    api = acoustic.acoustic_api
+    assert api is not None
+    clock = StepClock()
+    api.faults.rate_limit = RateLimit(2, 2.0, prefix="X-Rate-Limit-", clock=clock)
+    base = acoustic.http.url + "/acoustic"
+    answers = [
+        requests.post(base + "/oauth/token", data={"grant_type": "refresh_token"}, timeout=10),
+        requests.get(base + "/rest/bulkeventexport/jobdefinition", timeout=10),
+        requests.post(base + "/XMLAPI", data="<Envelope/>", timeout=10),
+    ]
+    # The first two are served (and refused for want of credentials); the third is over budget.
+    assert [a.status_code for a in answers] == [401, 401, 429]
+    assert answers[2].headers["Retry-After"] == "2"
+    assert [a.headers["X-Rate-Limit-Remaining"] for a in answers] == ["1", "0", "0"]
+    assert [(r["kind"], r["operation"], r["status"]) for r in api.requests][2] == (
+        "xml",
+        "rate_limited",
+        429,
+    )
+    assert [a.kind for a in api.faults.rate_limit.arrivals] == ["token", "rest", "xml"]
