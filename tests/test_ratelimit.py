@@ -181,3 +181,17 @@ def test_a_429_with_only_a_reset_spends_the_budget() -> None:
     assert rate.acquire() == 21
     rate.observe({"RateLimit-Reset": "20"})  # an ordinary answer with a reset only: no count
     assert rate.acquire() == 0
+
+
+def test_an_answer_just_past_an_early_epoch_reset_still_says_wait() -> None:
+    """Epoch resets are whole seconds, often rounded down: the vendor may still count the old
+    window for up to a second after the announced reset, and answer "0 left, reset <just past>".
+    Within that second the count is believed (the call waits), not forgotten (a 429 would come)."""
+    clock = FakeClock()
+    rate = budget(clock)
+    rate.observe({"X-RateLimit-Remaining": "1", "X-RateLimit-Reset": str(int(NOW) + 2)})
+    assert rate.acquire() == 0  # the last call the budget allows
+    clock.time = NOW + 2.3  # its answer comes just after the announced reset, still saying 0
+    rate.observe({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(NOW) + 2)})
+    assert rate.acquire() == pytest.approx(0.7)  # to the reset plus its one-second margin
+    assert rate.acquire() == 0  # then the window is unknown again: full speed

@@ -15,8 +15,10 @@ now. 10^9 seconds is 31 years, so no real delta is that large and no epoch since
 The IETF draft says delta seconds; reading it by the same rule costs nothing.
 
 The count is also kept locally (one less per call), so calls made before the next answer arrives
-are counted too; each answer's headers then correct it. When the reset time passes, the budget is
-unknown again until the next answer. Thread-safe: the waits are reserved under a lock (each call
+are counted too; each answer's headers then correct it. When the reset time passes (plus the
+margin: an epoch reset is often rounded down, so for up to a second the vendor may still count the
+old window and answer "0 left, reset at <a moment just past>"), the budget is unknown again until
+the next answer. Thread-safe: the waits are reserved under a lock (each call
 gets the next free slot) and slept outside it.
 """
 
@@ -145,7 +147,7 @@ class RateBudget:
 
     def _start_time(self, now: float) -> float:
         """When the next call may start; logs (once) when the budget slows calls down."""
-        if self._reset_at is not None and self._reset_at <= now:
+        if self._reset_at is not None and self._reset_at + RESET_MARGIN_SECONDS <= now:
             self._forget()
         start = now
         if self._last_start is not None:

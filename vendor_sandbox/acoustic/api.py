@@ -37,6 +37,7 @@ from vendor_sandbox.acoustic.rest import (
 from vendor_sandbox.acoustic.xmlapi import FIRST_JOB_ID, RRDE_ELEMENTS, XmlApiPart
 from vendor_sandbox.jobs import JobBoard, JobSettings
 from vendor_sandbox.servers.http import echo_page, redirect_answer
+from vendor_sandbox.servers.ratelimit import metered
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -141,6 +142,15 @@ class AcousticApi(OAuthPart, DefinitionsPart, XmlApiPart, BexFilesPart):
             kind = "xml"
         else:
             return Response("Not Found", status=404, content_type="text/plain"), "other", ""
+        operation = ["rate_limited"]  # what `serve` did, if the rate limit let it run
+
+        def serve() -> Response:
+            response, _, operation[0] = self._serve(request, path, kind)
+            return response
+
+        return metered(self.faults.rate_limit, kind, serve), kind, operation[0]
+
+    def _serve(self, request: Request, path: str, kind: str) -> tuple[Response, str, str]:
         if self.faults.redirect is not None:
             moved = redirect_answer(request, *self.faults.redirect)
             if moved is not None:

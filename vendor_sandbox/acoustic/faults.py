@@ -9,6 +9,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from vendor_sandbox.servers.ratelimit import RateLimit
+
 __all__ = ["AcousticFaults", "BexDamage"]
 
 
@@ -95,6 +97,9 @@ class AcousticFaults:
       blocking proxy's HTML page that echoes the Authorization header and the body.
     * ``definition_list_answer``: when not None, GET of the definition list answers this JSON
       (HTTP 200) instead of the stored definitions (an answer of an unexpected shape).
+    * ``rate_limit``: every call (token, REST and XML alike: one budget per org) counts against
+      this :class:`~vendor_sandbox.servers.ratelimit.RateLimit`; its headers go on every
+      answer, and a call beyond it answers 429 with ``Retry-After``.
     """
 
     revoked_refresh_token: bool = False
@@ -114,3 +119,4 @@ class AcousticFaults:
     redirect: tuple[int, str] | None = None
     html_pages: set[str] = field(default_factory=set)
     definition_list_answer: Any = None
+    rate_limit: RateLimit | None = None

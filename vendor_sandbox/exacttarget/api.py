@@ -52,6 +52,7 @@ from vendor_sandbox.jobs import (
     JobSettings,
 )
 from vendor_sandbox.servers.http import echo_page, redirect_answer
+from vendor_sandbox.servers.ratelimit import RateLimit, metered
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -100,6 +101,8 @@ class ExactTargetFaults:
     redirect: tuple[int, str] | None = None
     # Every call: HTTP 200 HTML page of a blocking proxy, echoing the request body.
     html_page: bool = False
+    # Every call counts against this budget: its headers on every answer, 429 beyond it.
+    rate_limit: RateLimit | None = None
 
 
 @dataclass
@@ -196,6 +199,9 @@ class ExactTargetApi(JobBoardCounters):
             return Response("Not Found", status=404, content_type="text/plain")
         if request.method not in {"GET", "POST"}:
             return Response("Method Not Allowed", status=405, content_type="text/plain")
+        return metered(self.faults.rate_limit, "xml", lambda: self._serve(request))
+
+    def _serve(self, request: Request) -> Response:
         if self.faults.redirect is not None:
             moved = redirect_answer(request, *self.faults.redirect)
             if moved is not None:
