@@ -66,8 +66,10 @@ class JobSettings:
                 "max_jobs_in_flight",
                 th.IntegerType,
                 default=cls.max_jobs_in_flight,
-                description=f"{scope}Export jobs this vendor may run at once (1 to "
-                f"{MAX_JOBS_IN_FLIGHT}); see the vendor's limits.",
+                description=f"{scope}Export jobs of this vendor queued or running at once (1 to "
+                f"{MAX_JOBS_IN_FLIGHT}). A sync submits the jobs of its windows ahead, up to this "
+                "many, and the next as soon as one is done; a vendor that refuses more (its own "
+                "limit) is asked again when one finishes.",
             ),
             th.Property(
                 "request_timeout_seconds",
