@@ -56,9 +56,12 @@ def run_tap(config: dict[str, object], workdir: Path) -> tuple[float, float, str
             stdout=devnull.fileno(),
             stderr=err.fileno(),
         )
+    text = log.read_text(encoding="utf-8")
     if rc != 0:
-        raise SystemExit(f"the tap failed (exit {rc}); see {log}")
-    return seconds, rss, log.read_text(encoding="utf-8")
+        # The log's folder is usually temporary: show its end, where the error is.
+        tail = "\n".join(text.splitlines()[-15:])
+        raise SystemExit(f"the tap failed (exit {rc}); the end of {log}:\n{tail}")
+    return seconds, rss, text
 
 
 def record_counts(log: str) -> dict[str, int]:

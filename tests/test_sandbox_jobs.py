@@ -89,6 +89,23 @@ def test_board_limit_and_max_in_flight_with_durations() -> None:
     ]
 
 
+def test_board_reset_starts_a_fresh_log_with_new_settings() -> None:
+    clock = Clock()
+    board = JobBoard(clock, JobSettings(running=(10, 10), limit=1, seed=5))
+    board.submit("a", "w1")
+    with pytest.raises(JobLimitError):
+        board.submit("b", "w2")
+    board.reset(JobSettings(running=(3, 3), seed=5))
+    assert (board.log, board.max_in_flight, board.rejected, board.in_flight()) == ([], 0, 0, 0)
+    board.submit("b", "w2")  # no limit now, and "a" is forgotten
+    board.submit("c", "w3")
+    assert [(e.job_id, e.due) for e in board.log] == [("b", 503.0), ("c", 503.0)]
+    assert board.max_in_flight == 2
+    board.reset()  # keeps the settings
+    assert board.settings == JobSettings(running=(3, 3), seed=5)
+    assert board.log == []
+
+
 def test_board_is_thread_safe() -> None:
     board = JobBoard(Clock(), JobSettings(limit=50))
 

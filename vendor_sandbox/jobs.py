@@ -117,6 +117,20 @@ class JobBoard:
         """Change some settings (`queued`, `running`, `seed`, `limit`) for later submissions."""
         self.settings = replace(self.settings, **changes)
 
+    def reset(self, settings: JobSettings | None = None) -> None:
+        """Forget every job and counter, and take `settings` (default: keep them).
+
+        A benchmark runs several syncs against one sandbox and needs each run's own log and
+        maximum in flight. Jobs submitted before a reset are unknown to the board afterwards.
+        """
+        with self._lock:
+            self._log.clear()
+            self._by_id.clear()
+            self.max_in_flight = 0
+            self.rejected = 0
+            if settings is not None:
+                self.settings = settings
+
     @property
     def log(self) -> list[Submission]:
         """Every accepted submission, oldest first (copies)."""
