@@ -549,8 +549,15 @@ class JobPipeline:
         elif status.state is JobState.GONE:
             self._gone(tracked, status.raw)
 
-    def _fail(self, tracked: _Tracked, error: TapEmailTrackingError) -> None:
-        """The id is useless: forget it now, raise when the unit's turn comes."""
+    def _fail(self, tracked: _Tracked, what: str, action: str) -> None:
+        """The id is useless: forget it now, raise `JobFailedError` when the unit's turn comes."""
+        error = JobFailedError(
+            what,
+            vendor=self.vendor,
+            stream=tracked.unit.stream,
+            subject=tracked.subject,
+            action=f"re-run the sync to submit a new job; {action}",
+        )
         self.ledger.drop(tracked.unit.key)
         tracked.error = error
         self.failure = self.failure or error
@@ -559,14 +566,8 @@ class JobPipeline:
         detail = f": {status.detail}" if status.detail else ""
         self._fail(
             tracked,
-            JobFailedError(
-                f"the export job ended with status {status.raw!r}{detail}",
-                vendor=self.vendor,
-                stream=tracked.unit.stream,
-                subject=tracked.subject,
-                action="re-run the sync to submit a new job; if it fails again, "
-                "contact the vendor's support with the job id",
-            ),
+            f"the export job ended with status {status.raw!r}{detail}",
+            "if it fails again, contact the vendor's support with the job id",
         )
 
     def _unknown(self, tracked: _Tracked, status: JobStatus) -> None:
@@ -582,14 +583,8 @@ class JobPipeline:
         if tracked.unknown_seen >= self.policy.unknown_status_limit:
             self._fail(
                 tracked,
-                JobFailedError(
-                    f"the export job kept answering an unknown status {status.raw!r}",
-                    vendor=self.vendor,
-                    stream=tracked.unit.stream,
-                    subject=tracked.subject,
-                    action="re-run the sync to submit a new job; report the status word "
-                    "to the tap's maintainers so it can be recognised",
-                ),
+                f"the export job kept answering an unknown status {status.raw!r}",
+                "report the status word to the tap's maintainers so it can be recognised",
             )
 
     def _gone(self, tracked: _Tracked, why: str) -> None:
@@ -598,14 +593,9 @@ class JobPipeline:
         if unit.key in self._lost:
             self._fail(
                 tracked,
-                JobFailedError(
-                    f"the vendor lost the job or its result twice in one run ({why})",
-                    vendor=self.vendor,
-                    stream=unit.stream,
-                    subject=tracked.subject,
-                    action="re-run the sync to submit a new job; if it repeats, ask the "
-                    "vendor's support how long export jobs and their results are kept",
-                ),
+                f"the vendor lost the job or its result twice in one run ({why})",
+                "if it repeats, ask the vendor's support how long export jobs and their "
+                "results are kept",
             )
             return
         self._lost.add(unit.key)
