@@ -6,6 +6,10 @@ the run loudly: exit code non-zero and one ERROR line "ExactTarget / <stream> (<
 must give the full, exact data set, and the batch bookkeeping must match what the message said:
 a failed or damaged batch is dropped (the next run submits a new one), a slow batch or a failed
 download keeps its id (the next run polls or fetches the same batch).
+
+The sync submits the batches of all three windows at its start (up to `max_jobs_in_flight`, 4),
+so when window 1 fails the batches of windows 2 and 3 are in STATE too: they stay there and the
+next run resumes them. Faults of one batch are aimed at window 1 (`only_windows`).
 """
 
 from __future__ import annotations
@@ -21,11 +25,14 @@ from vendor_sandbox.sandbox import Sandbox
 
 from .conftest import TapRun, run_tap
 from .test_exacttarget_flow import assert_matches_truth
+from .test_exacttarget_resume import WINDOW_1, WINDOW_2, WINDOW_3, in_flight_windows
 
 LEDGER = "_exacttarget_batches"
-WINDOW_1 = (date(2024, 1, 1), date(2024, 1, 7))
 FIRST_STREAM = "exacttarget_bounces"  # streams sync in name order
 FIRST_BATCH = "979804"
+# The batches a sync submits at its start, one per window, in plan order.
+BATCHES = {WINDOW_1: FIRST_BATCH, WINDOW_2: "979805", WINDOW_3: "979806"}
+LATER_BATCHES = {WINDOW_2: "979805", WINDOW_3: "979806"}
 ERROR_LINE = re.compile(
     r"^ExactTarget( / (?P<stream>\w+))?( \((?P<subject>.+?)\))?: .+\. What to do: .+"
 )
@@ -45,10 +52,14 @@ def error_message(run: TapRun) -> str:
     return message
 
 
-def ledger_of(run: TapRun) -> dict[str, dict[str, Any]]:
-    state = run.last_state or {}
-    ledger: dict[str, dict[str, Any]] = state.get("bookmarks", {}).get(LEDGER, {})
-    return ledger
+def kept_batches(run: TapRun) -> dict[tuple[date, date], str]:
+    """Activity window -> batch id of every batch the run's last STATE keeps."""
+    return in_flight_windows(run.last_state)
+
+
+def aim_at_first_window(sandbox: Sandbox) -> None:
+    """The batch faults switched on hit window 1's batches only."""
+    sandbox.et_api.faults.only_windows = {WINDOW_1}
 
 
 def submitted_windows(sandbox: Sandbox, since: int = 0) -> list[tuple[date, date]]:
@@ -75,18 +86,25 @@ def recover(
     return again
 
 
-def assert_resumed_first_batch(sandbox: Sandbox, since: int) -> None:
-    """The run after `since` polled the first batch again and did not submit its window."""
-    assert FIRST_BATCH in polled_batches(sandbox, since)
-    assert WINDOW_1 not in submitted_windows(sandbox, since)
+def assert_resumed_every_batch(sandbox: Sandbox, since: int) -> None:
+    """The run after `since` polled all three batches again and submitted no window."""
+    assert submitted_windows(sandbox, since) == []
+    assert polled_batches(sandbox, since) == set(BATCHES.values())
     assert sandbox.et_api.submissions == 3
 
 
-def assert_resubmitted_first_window(sandbox: Sandbox, since: int) -> None:
-    """The run after `since` submitted the first window afresh and never polled the old batch."""
-    assert submitted_windows(sandbox, since)[0] == WINDOW_1
-    assert FIRST_BATCH not in polled_batches(sandbox, since)
-    assert sandbox.et_api.submissions == 4
+def assert_resubmitted_first_window(
+    sandbox: Sandbox, since: int, submitted_before: int = 3
+) -> None:
+    """The run after `since` submitted window 1 afresh, once, and resumed windows 2 and 3.
+
+    It never polled a forgotten batch of window 1, and submitted nothing for windows 2 and 3
+    (their batches were polled, not polled and then replaced).
+    """
+    fresh = str(int(FIRST_BATCH) + submitted_before)
+    assert submitted_windows(sandbox, since) == [WINDOW_1]
+    assert polled_batches(sandbox, since) == {*LATER_BATCHES.values(), fresh}
+    assert sandbox.et_api.submissions == submitted_before + 1
 
 
 # -- the XML API --------------------------------------------------------------------------------
@@ -107,12 +125,14 @@ def test_wrong_exacttarget_password(sandbox: Sandbox, tmp_path: Path) -> None:
 
 def test_batch_status_error_drops_the_batch(sandbox: Sandbox, tmp_path: Path) -> None:
     sandbox.et_api.faults.batch_error = True
+    aim_at_first_window(sandbox)
     failed = run_tap(tmp_path / "failed", sandbox.tap_config())
     message = error_message(failed)
     assert message.startswith(f"ExactTarget / {FIRST_STREAM} (job {FIRST_BATCH}, activity 1/1/2024")
     assert "ended with status 'Error'" in message
     assert "re-run the sync to submit a new job" in message
-    assert ledger_of(failed) == {}  # the failed batch is forgotten: it can never deliver
+    # The failed batch is forgotten (it can never deliver); the other windows' batches stay.
+    assert kept_batches(failed) == LATER_BATCHES
 
     sandbox.et_api.faults.batch_error = False
     since = len(sandbox.et_api.requests)
@@ -128,17 +148,19 @@ def test_batch_past_the_deadline_is_kept_and_resumed(sandbox: Sandbox, tmp_path:
     assert "still 'Processing'" in message
     assert "the job id is kept in state and will be polled again, not resubmitted" in message
     assert "job_deadline_seconds" in message
-    assert [e["job_id"] for e in ledger_of(failed).values()] == [FIRST_BATCH]
+    assert kept_batches(failed) == BATCHES  # every batch is kept, not only the late one
 
     sandbox.et_api.faults.never_completes = False
     since = len(sandbox.et_api.requests)
     again = recover(sandbox, tmp_path, failed)
-    assert f"resuming job {FIRST_BATCH}" in again.stderr
-    assert_resumed_first_batch(sandbox, since)
+    for batch in BATCHES.values():
+        assert f"resuming job {batch}" in again.stderr
+    assert_resumed_every_batch(sandbox, since)
 
 
 def test_unknown_status_is_tolerated_then_fails(sandbox: Sandbox, tmp_path: Path) -> None:
     sandbox.et_api.faults.unknown_status = True
+    aim_at_first_window(sandbox)
     failed = run_tap(tmp_path / "failed", sandbox.tap_config())
     message = error_message(failed)
     assert message.startswith(f"ExactTarget / {FIRST_STREAM} (job {FIRST_BATCH}, activity 1/1/2024")
@@ -150,7 +172,8 @@ def test_unknown_status_is_tolerated_then_fails(sandbox: Sandbox, tmp_path: Path
         if "WARNING" in line and "unknown status" in line
     ]
     assert len(warnings) == 10  # the default limit
-    assert ledger_of(failed) == {}
+    assert all(f"job {FIRST_BATCH} answered" in line for line in warnings)
+    assert kept_batches(failed) == LATER_BATCHES
 
     sandbox.et_api.faults.unknown_status = False
     since = len(sandbox.et_api.requests)
@@ -169,9 +192,20 @@ def test_http_500_then_429_are_retried(sandbox: Sandbox, tmp_path: Path) -> None
 
 
 def test_http_errors_beyond_max_attempts_fail_loudly(sandbox: Sandbox, tmp_path: Path) -> None:
-    sandbox.et_api.faults.http_errors = [503, 503]
+    """The sync's start submits first: its failure pauses ExactTarget (a WARNING), and the
+    first stream tries again with max_attempts of its own, so four 503s in a row fail the run."""
+    sandbox.et_api.faults.http_errors = [503] * 4
     failed = run_tap(tmp_path / "failed", sandbox.tap_config(max_attempts=2))
     message = error_message(failed)
+    paused = [
+        line
+        for line in failed.stderr.splitlines()
+        if " | WARNING " in line and "its export jobs are paused until its streams run" in line
+    ]
+    assert len(paused) == 1, paused
+    assert "failed 2 times, last with HTTP 503" in paused[0]
+    assert failed.stderr.count("failed with HTTP 503 (attempt 1 of 2)") == 2
+    assert sandbox.et_api.faults.http_errors == []
     assert message.startswith(f"ExactTarget / {FIRST_STREAM}: ")
     assert "Tracking BulkAsync submit to http://" in message
     assert "failed 2 times, last with HTTP 503" in message
@@ -194,12 +228,13 @@ def test_wrong_file_site_password_keeps_the_batch(sandbox: Sandbox, tmp_path: Pa
     assert "file_username" in message
     assert "file_password" in message
     assert "AuthenticationError" in failed.stderr
-    # The batch is fine: keep it, so the next run downloads its file instead of exporting again.
-    assert [e["job_id"] for e in ledger_of(failed).values()] == [FIRST_BATCH]
+    # The batches are fine: keep them, so the next run downloads their files instead of
+    # exporting again.
+    assert kept_batches(failed) == BATCHES
 
     since = len(sandbox.et_api.requests)
     recover(sandbox, tmp_path, failed)
-    assert_resumed_first_batch(sandbox, since)
+    assert_resumed_every_batch(sandbox, since)
 
 
 def test_file_site_errors_name_the_real_config_keys(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -211,6 +246,7 @@ def test_file_site_errors_name_the_real_config_keys(sandbox: Sandbox, tmp_path: 
 
 def test_truncated_zip_drops_the_batch(sandbox: Sandbox, tmp_path: Path) -> None:
     sandbox.et_api.faults.truncate_zip = True
+    aim_at_first_window(sandbox)
     failed = run_tap(tmp_path / "failed", sandbox.tap_config())
     message = error_message(failed)
     result_file = sandbox.et_api.files[0].name
@@ -224,7 +260,8 @@ def test_truncated_zip_drops_the_batch(sandbox: Sandbox, tmp_path: Path) -> None
     assert "kept in state" not in message
     assert "CorruptFileError" in failed.stderr
     assert failed.records == {}  # nothing of a damaged export is emitted
-    assert ledger_of(failed) == {}  # the same file would fail again: export afresh
+    # The same file would fail again: window 1 is exported afresh; windows 2 and 3 stay.
+    assert kept_batches(failed) == LATER_BATCHES
 
     sandbox.et_api.faults.truncate_zip = False
     since = len(sandbox.et_api.requests)
@@ -234,6 +271,7 @@ def test_truncated_zip_drops_the_batch(sandbox: Sandbox, tmp_path: Path) -> None
 
 def test_malformed_xml_names_line_and_column(sandbox: Sandbox, tmp_path: Path) -> None:
     sandbox.et_api.faults.malformed_xml = True
+    aim_at_first_window(sandbox)
     failed = run_tap(tmp_path / "failed", sandbox.tap_config())
     message = error_message(failed)
     result_file = sandbox.et_api.files[0].name
@@ -243,7 +281,7 @@ def test_malformed_xml_names_line_and_column(sandbox: Sandbox, tmp_path: Path) -
     assert re.search(r"malformed XML at line \d+, column \d+: ", message), message
     assert "state was not advanced" in message
     assert "CorruptFileError" in failed.stderr
-    assert ledger_of(failed) == {}
+    assert kept_batches(failed) == LATER_BATCHES
     for state in failed.states:
         assert "next_window_start" not in state["bookmarks"].get(FIRST_STREAM, {})
 
@@ -278,12 +316,12 @@ def test_drops_beyond_max_attempts_fail_and_keep_the_batch(
     assert "max_attempts" in message
     assert "TransportError" in failed.stderr
     assert sandbox.download_faults.downloads_started == 2
-    assert [e["job_id"] for e in ledger_of(failed).values()] == [FIRST_BATCH]
+    assert kept_batches(failed) == BATCHES
 
     sandbox.download_faults.reset()
     since = len(sandbox.et_api.requests)
     recover(sandbox, tmp_path, failed, sandbox.tap_config("ftp", max_attempts=2))
-    assert_resumed_first_batch(sandbox, since)
+    assert_resumed_every_batch(sandbox, since)
 
 
 # -- the config ---------------------------------------------------------------------------------

@@ -4,12 +4,15 @@ A crash may come at any moment: while a batch is polled, while its ZIP downloads
 stream out, between two streams that share a window's export. Whatever a target had received when
 the tap died (the records and the last STATE before the kill) plus one run from that STATE must be
 the sandbox's ground truth, exactly. And an in-flight batch is resumed, never submitted again:
-its id was written to STATE before the first poll.
+its id was written to STATE before the first poll. The sync submits the batches of all three
+windows at its start, so a crash anywhere leaves all of them in flight until they are used: across
+a killed run and its resume, every window's batch is submitted exactly once.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,8 @@ WINDOW_1 = (date(2024, 1, 1), date(2024, 1, 7))
 WINDOW_2 = (date(2024, 1, 8), date(2024, 1, 14))
 WINDOW_3 = (date(2024, 1, 15), date(2024, 1, 21))
 END_BOOKMARK = "2024-01-22"
+# The batches a sync submits at its start, one per window, in plan order.
+BATCHES = {WINDOW_1: "979804", WINDOW_2: "979805", WINDOW_3: "979806"}
 
 
 def config_for(sandbox: Sandbox, tmp_path: Path, **exacttarget: Any) -> dict[str, Any]:
@@ -103,12 +108,21 @@ def assert_state_never_ahead(sandbox: Sandbox, *runs: TapRun) -> None:
                     )
 
 
+def assert_each_window_submitted_once(sandbox: Sandbox) -> None:
+    """Across every run against this sandbox, each window's batch was submitted exactly once."""
+    submitted = Counter(
+        r["daterange"] for r in sandbox.et_api.requests if r["action"] == "BulkAsync"
+    )
+    assert submitted == Counter(dict.fromkeys(BATCHES, 1)), submitted
+
+
 def resume(sandbox: Sandbox, tmp_path: Path, killed: TapRun, config: dict[str, Any]) -> TapRun:
     """Run again from the killed run's last STATE and check that nothing was lost or redone.
 
     * the union of both runs' records is the ground truth, exactly;
     * no STATE of either run put a bookmark ahead of the records emitted before it;
     * every batch the STATE held in flight is polled again under its id, not resubmitted;
+    * across both runs each window's batch was submitted exactly once;
     * the resumed run ends with every stream at the end of the data and no batch left in state.
     """
     assert killed.returncode == -9, killed.stderr[-3000:]
@@ -126,6 +140,7 @@ def resume(sandbox: Sandbox, tmp_path: Path, killed: TapRun, config: dict[str, A
         assert window not in submitted, f"window {window} was submitted again: {submitted}"
         assert batch_id in polled, f"batch {batch_id} of {window} was not resumed"
         assert f"resuming job {batch_id}" in again.stderr
+    assert_each_window_submitted_once(sandbox)
     final = again.last_state
     assert final is not None
     assert ledger_of(final) == {}, "a batch id was left behind in state"
@@ -143,14 +158,14 @@ def test_killed_while_polling_resumes_the_same_batch(sandbox: Sandbox, tmp_path:
         config,
         stop_on_log=lambda line: re.search(r"is Processing \(poll [3-9]", line) is not None,
     )
-    # The batch id reached STATE before the first poll, and nothing else was submitted.
-    assert sandbox.et_api.submissions == 1
-    assert in_flight_windows(killed.last_state) == {WINDOW_1: "979804"}
+    # Every window's batch was submitted at the start and reached STATE.
+    assert sandbox.et_api.submissions == 3
+    assert in_flight_windows(killed.last_state) == BATCHES
     assert record_count(killed.messages) == 0
 
     sandbox.et_api.faults.never_completes = False
     resume(sandbox, tmp_path, killed, config)
-    # Three windows, three batches in all: the first one was resumed, not submitted twice.
+    # Three windows, three batches in all: every one was resumed, none submitted twice.
     assert sandbox.et_api.submissions == 3
 
 
@@ -164,9 +179,10 @@ def test_killed_after_30_records_resumes_to_complete_data(sandbox: Sandbox, tmp_
     )
     assert record_count(killed.messages) == 30
     state = killed.last_state
-    # The first stream committed window 1 only; windows 1 and 2 are in flight.
+    # The first stream committed window 1 only; every window is in flight (window 1 until the
+    # other streams have read it).
     assert bookmark(state, "exacttarget_bounces") == "2024-01-08"
-    assert set(in_flight_windows(state)) == {WINDOW_1, WINDOW_2}
+    assert in_flight_windows(state) == BATCHES
     resume(sandbox, tmp_path, killed, config)
 
 
@@ -184,7 +200,7 @@ def test_killed_right_after_the_first_window_commit(sandbox: Sandbox, tmp_path: 
     state = killed.last_state
     assert killed.messages[-1]["type"] == "STATE"
     assert record_count(killed.messages, "exacttarget_bounces") == 14
-    assert in_flight_windows(state) == {WINDOW_1: "979804"}
+    assert in_flight_windows(state) == BATCHES
     resume(sandbox, tmp_path, killed, config)
 
 
@@ -203,7 +219,7 @@ def test_killed_while_a_dropped_download_waits_to_retry(sandbox: Sandbox, tmp_pa
     )
     assert sandbox.download_faults.downloads_started == 1
     assert record_count(killed.messages) == 0
-    assert in_flight_windows(killed.last_state) == {WINDOW_1: "979804"}
+    assert in_flight_windows(killed.last_state) == BATCHES
 
     sandbox.download_faults.reset()
     resume(sandbox, tmp_path, killed, config)
@@ -224,7 +240,7 @@ def test_killed_as_the_second_window_starts_downloading(sandbox: Sandbox, tmp_pa
     state = killed.last_state
     # Killed within milliseconds of the log line: at the latest while window 2 was parsed.
     assert bookmark(state, "exacttarget_bounces") in {"2024-01-08", "2024-01-15"}
-    assert set(in_flight_windows(state)) == {WINDOW_1, WINDOW_2}
+    assert in_flight_windows(state) == BATCHES
     resume(sandbox, tmp_path, killed, config)
 
 
@@ -249,11 +265,7 @@ def test_killed_in_the_second_stream_resumes_every_shared_batch(
     for stream in STREAMS:
         if stream != "exacttarget_bounces":
             assert bookmark(state, stream) is None, stream
-    assert in_flight_windows(state) == {
-        WINDOW_1: "979804",
-        WINDOW_2: "979805",
-        WINDOW_3: "979806",
-    }
+    assert in_flight_windows(state) == BATCHES
     before = sandbox.et_api.submissions
     resume(sandbox, tmp_path, killed, config)
     # The first stream's lookback day falls inside window 3, whose batch is still in flight:
@@ -264,7 +276,11 @@ def test_killed_in_the_second_stream_resumes_every_shared_batch(
 def test_a_resumed_run_exports_no_day_of_an_in_flight_batch_again(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    """After a crash, windows line up with the batches in flight instead of overlapping them."""
+    """After a crash, windows line up with the batches in flight instead of overlapping them.
+
+    The first stream's bookmark is 2024-01-08 and its lookback day 2024-01-07; every window's
+    batch is in flight, so a window that did not line up with them would be a new submission.
+    """
     config = config_for(sandbox, tmp_path)
     killed = run_tap_until(
         tmp_path / "killed",
@@ -274,7 +290,7 @@ def test_a_resumed_run_exports_no_day_of_an_in_flight_batch_again(
             and bookmark(message["value"], "exacttarget_bounces") == "2024-01-08"
         ),
     )
-    assert in_flight_windows(killed.last_state) == {WINDOW_1: "979804"}
+    assert in_flight_windows(killed.last_state) == BATCHES
     first_request = len(sandbox.et_api.requests)
     resume(sandbox, tmp_path, killed, config)
     submitted = [
@@ -282,5 +298,4 @@ def test_a_resumed_run_exports_no_day_of_an_in_flight_batch_again(
         for r in sandbox.et_api.requests[first_request:]
         if r["action"] == "BulkAsync"
     ]
-    assert all(start > WINDOW_1[1] for start, _end in submitted), submitted
-    assert sorted(submitted) == [WINDOW_2, WINDOW_3]
+    assert submitted == []

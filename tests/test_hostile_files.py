@@ -3,9 +3,11 @@
 ZIP and gzip bombs, ZIP members compressed by other methods or encrypted, deep XML nesting, a huge
 XML text node, an endless line and an endless row stop the run with a `CorruptFileError`
 naming the file and the limit's setting, and stay small while doing so; a job-based export
-(ExactTarget batch, Acoustic RRDE job) is forgotten, so the next run submits it afresh, while a BEX
-file (a standing export) is read again once it is replaced. An undecodable byte is reported at
-its true line, and skip mode drops exactly that row. NUL characters are removed and counted.
+(ExactTarget batch, Acoustic RRDE job) is forgotten, so the next run submits it afresh, while the
+jobs of the other windows, submitted ahead, stay in state and are resumed (the hostile file is
+window 1's only); a BEX file (a standing export) is read again once it is replaced. An
+undecodable byte is reported at its true line, and skip mode drops exactly that row. NUL
+characters are removed and counted.
 """
 
 from __future__ import annotations
@@ -28,16 +30,18 @@ from vendor_sandbox.sandbox import AcousticBexSetup, Sandbox
 from .conftest import TapRun, parse_messages, run_tap, tap_command, tap_env
 from .test_acoustic_flow import STREAM, assert_matches_truth, config, emitted_by_key
 from .test_acoustic_flow import expected_by_key as bex_expected_by_key
-from .test_acoustic_raw_and_resume import LEDGER as ACOUSTIC_LEDGER
 from .test_acoustic_raw_and_resume import assert_raw_matches_truth, raw_config
 from .test_exacttarget_faults import (
     FIRST_BATCH,
     FIRST_STREAM,
+    LATER_BATCHES,
+    aim_at_first_window,
     assert_resubmitted_first_window,
     error_message,
-    ledger_of,
+    kept_batches,
     recover,
 )
+from .test_missing_results import RRDE_DAY_1, RRDE_DAYS, rrde_jobs_kept
 
 MB = 1_000_000
 
@@ -84,6 +88,7 @@ def test_a_zip_bomb_is_refused_and_its_batch_forgotten(
     sandbox: Sandbox, tmp_path: Path, limits: dict[str, int], bomb: int, refusal: str
 ) -> None:
     sandbox.et_api.faults.zip_bomb_bytes = bomb
+    aim_at_first_window(sandbox)
     failed = run_tap(tmp_path / "failed", {**sandbox.tap_config(), **limits})
     message = error_message(failed)
     result_file = sandbox.et_api.files[0].name
@@ -96,7 +101,7 @@ def test_a_zip_bomb_is_refused_and_its_batch_forgotten(
     assert "the export is requested again on the next run" in message
     assert "CorruptFileError" in failed.stderr
     assert failed.records == {}  # refused before a record was parsed
-    assert ledger_of(failed) == {}  # the batch is forgotten
+    assert kept_batches(failed) == LATER_BATCHES  # the batch is forgotten, the others stay
 
     sandbox.et_api.faults.zip_bomb_bytes = None
     since = len(sandbox.et_api.requests)
@@ -108,12 +113,13 @@ def test_a_huge_xml_text_node_is_refused_and_its_batch_forgotten(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
     sandbox.et_api.faults.huge_text_bytes = 3 * MB
+    aim_at_first_window(sandbox)
     failed = run_tap(tmp_path / "failed", sandbox.tap_config())
     message = error_message(failed)
     assert message.startswith(f"ExactTarget / {FIRST_STREAM} (batch {FIRST_BATCH}, file ")
     assert "a text node, tag or record element near line " in message
     assert "over the limit max_field_bytes=1048576" in message
-    assert ledger_of(failed) == {}
+    assert kept_batches(failed) == LATER_BATCHES
 
     sandbox.et_api.faults.huge_text_bytes = None
     since = len(sandbox.et_api.requests)
@@ -135,6 +141,7 @@ def test_a_zip_member_of_another_method_or_encrypted_is_refused_and_its_batch_fo
 ) -> None:
     sandbox.et_api.faults.member_method = method
     sandbox.et_api.faults.zip_bomb_bytes = 4 * MB
+    aim_at_first_window(sandbox)
     failed = run_tap(tmp_path / "failed", sandbox.tap_config())
     message = error_message(failed)
     result_file = sandbox.et_api.files[0].name
@@ -144,7 +151,7 @@ def test_a_zip_member_of_another_method_or_encrypted_is_refused_and_its_batch_fo
     member = result_file.removesuffix(".zip") + ".xml"
     assert f".zip is damaged (member {member} {refusal}" in message
     assert failed.records == {}
-    assert ledger_of(failed) == {}  # the batch is forgotten
+    assert kept_batches(failed) == LATER_BATCHES  # the batch is forgotten, the others stay
 
     sandbox.et_api.faults.member_method = None
     sandbox.et_api.faults.zip_bomb_bytes = None
@@ -187,11 +194,12 @@ def test_peak_memory_stays_small_on_hostile_zips_with_default_limits(
     setattr(sandbox.et_api.faults, fault, value)
     if fault == "member_method":
         sandbox.et_api.faults.zip_bomb_bytes = 200 * MB
+    aim_at_first_window(sandbox)
     failed, peak_mb = run_measured(tmp_path / "failed", sandbox.tap_config())
     message = error_message(failed)
     assert message.startswith(f"ExactTarget / {FIRST_STREAM} (batch {FIRST_BATCH}, file ")
     assert refusal in message
-    assert ledger_of(failed) == {}  # the batch is forgotten
+    assert kept_batches(failed) == LATER_BATCHES  # the batch is forgotten, the others stay
     assert peak_mb <= 150, peak_mb
     print(f"peak RSS of the tap on {fault}={value}: {peak_mb:.0f} MB")
 
@@ -211,18 +219,24 @@ def test_an_rrde_zip_bomb_is_refused_and_its_job_forgotten(
     api = acoustic.acoustic_api
     assert api is not None
     api.faults.rrde_zip_bomb_bytes = 8 * MB
+    api.faults.rrde_only_days = {RRDE_DAY_1}
     failed = run_tap(tmp_path / "one", {**raw_config(acoustic), "max_member_bytes": 4 * MB})
     message = acoustic_error(failed)
     assert message.startswith(f"Acoustic / {STREAM} (Raw Recipient Data Export ")
     assert "over the limit max_member_bytes=4000000" in message
     assert "the export is requested again on the next run" in message
-    assert api.rrde_submissions == 1
-    assert (failed.last_state or {}).get("bookmarks", {}).get(ACOUSTIC_LEDGER, {}) == {}
+    # Days 1-4 were submitted at the start and 5-7 as soon as 1-4 were done; only day 1's job
+    # is forgotten.
+    assert api.rrde_submissions == 7
+    kept = rrde_jobs_kept(failed)
+    assert sorted(kept) == RRDE_DAYS[1:]
 
     api.faults.rrde_zip_bomb_bytes = None
     again = run_tap(tmp_path / "two", raw_config(acoustic), state=failed.last_state)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert api.rrde_submissions == 1 + 7  # the first window was submitted afresh
+    assert api.rrde_submissions == 7 + 1  # the first window was submitted afresh, only it
+    for job_id in kept.values():
+        assert f"resuming job {job_id}" in again.stderr
     assert_raw_matches_truth(acoustic, failed, again)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gzip
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,8 @@ class AcousticFaults:
     * ``rrde_delete_result``: a job's ZIP is deleted as soon as it is written (expired).
     * ``rrde_expire_results``: the next N jobs to complete have their ZIP deleted as soon as it
       is written (expired; GetJobStatus still answers COMPLETE); later jobs keep theirs.
+    * ``rrde_only_days``: the four RRDE faults above it (not the count) hit only jobs whose
+      window starts on one of these days; None: every job.
     * ``late_periods``: rotation withholds the files of periods starting at these UTC datetimes;
       :meth:`AcousticApi.add_late_file` delivers one later (older name, newer mtime).
     * ``http_errors``: the next responses (any endpoint) use these statuses, FIFO: 500 an HTML
@@ -114,9 +116,16 @@ class AcousticFaults:
     rrde_announce_path: str | None = None
     rrde_delete_result: bool = False
     rrde_expire_results: int = 0
+    rrde_only_days: set[date] | None = None
     late_periods: set[datetime] = field(default_factory=set)
     http_errors: list[int] = field(default_factory=list)
     redirect: tuple[int, str] | None = None
     html_pages: set[str] = field(default_factory=set)
     definition_list_answer: Any = None
     rate_limit: RateLimit | None = None
+
+    def for_rrde(self, start: datetime) -> AcousticFaults:
+        """The faults an RRDE job whose window starts at `start` meets (see `rrde_only_days`)."""
+        if self.rrde_only_days is None or start.date() in self.rrde_only_days:
+            return self
+        return AcousticFaults()

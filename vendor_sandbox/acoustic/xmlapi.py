@@ -141,10 +141,11 @@ class XmlApiPart(AcousticState, JobBoardCounters):
         file_path = f"Raw Recipient Data Export {stamp:%b %d %Y %I-%M-%S %p} {job_id}.zip"
         self._jobs[job_id] = _Job(job_id, file_path, start, end, words, columns, delimiter)
         self.rrde_submissions += 1
+        announced = self.faults.for_rrde(start).rrde_announce_path
         return (
             "<SUCCESS>TRUE</SUCCESS><MAILING>"
             f"<JOB_ID>{job_id}</JOB_ID>"
-            f"<FILE_PATH>{escape(self.faults.rrde_announce_path or file_path)}</FILE_PATH>"
+            f"<FILE_PATH>{escape(announced or file_path)}</FILE_PATH>"
             "</MAILING>"
         )
 
@@ -157,7 +158,7 @@ class XmlApiPart(AcousticState, JobBoardCounters):
         job.polls += 1
         description = _JOB_DESCRIPTION
         if job.status not in ("COMPLETE", "ERROR"):
-            if self.faults.rrde_error:
+            if self.faults.for_rrde(job.start).rrde_error:
                 job.status = "ERROR"
                 self.jobs.finish(job_id)
             else:
@@ -183,7 +184,7 @@ class XmlApiPart(AcousticState, JobBoardCounters):
         job.status = "COMPLETE"
         self.jobs.finish(job.job_id)
         faults = self.faults
-        expire = faults.rrde_delete_result
+        expire = faults.for_rrde(job.start).rrde_delete_result
         if not expire and faults.rrde_expire_results > 0:
             faults.rrde_expire_results -= 1
             expire = True
@@ -195,7 +196,7 @@ class XmlApiPart(AcousticState, JobBoardCounters):
         final = self.download_dir / job.file_path
         partial = self.download_dir / f".{job.file_path}.part"
         request = (job.start, job.end, job.words, job.columns, job.delimiter)
-        bomb = self.faults.rrde_zip_bomb_bytes
+        bomb = self.faults.for_rrde(job.start).rrde_zip_bomb_bytes
         reuse = self.reuse_rrde_exports and not bomb
         built = self._rrde_built.get(request) if reuse else None
         if built is not None:

@@ -103,6 +103,15 @@ class ExactTargetFaults:
     html_page: bool = False
     # Every call counts against this budget: its headers on every answer, 429 beyond it.
     rate_limit: RateLimit | None = None
+    # The batch faults above (status, file shape, announced name, deletion; not the calls' faults
+    # nor `expire_results`) hit only batches of these activity windows; None: every batch.
+    only_windows: set[tuple[date, date]] | None = None
+
+    def for_batch(self, activity: tuple[date, date]) -> ExactTargetFaults:
+        """The faults a batch of this activity window meets (none outside `only_windows`)."""
+        if self.only_windows is None or activity in self.only_windows:
+            return self
+        return ExactTargetFaults()
 
 
 @dataclass
@@ -299,7 +308,7 @@ class ExactTargetApi(JobBoardCounters):
             raise _ApiError(5, f"Batch not found: {batch_id}")
         self.inquiries += 1
         batch.inquiries += 1
-        faults = self.faults
+        faults = self.faults.for_batch(batch.activity)
         if batch.filename is not None:
             status = "Complete"
         elif faults.batch_error:
@@ -346,7 +355,7 @@ class ExactTargetApi(JobBoardCounters):
         final = folder / name
         partial = folder / f".{name}.part"
         prebuilt = self._prebuilt.get((batch.activity, batch.sends))
-        faults = self.faults
+        faults = self.faults.for_batch(batch.activity)
         shaped = (
             faults.malformed_xml
             or faults.truncate_zip
@@ -364,7 +373,7 @@ class ExactTargetApi(JobBoardCounters):
             activity=batch.activity,
             sends=batch.sends,
             member_name=name[: -len(".zip")] + ".xml",
-            corrupt_xml=self.faults.malformed_xml,
+            corrupt_xml=faults.malformed_xml,
         )
         if faults.member_method:
             _rewrite_method(partial, faults.member_method, faults.zip_bomb_bytes or 0)

@@ -164,12 +164,13 @@ class ExactTargetExports:
     def pipeline(self) -> JobPipeline:
         """The sync's batches: every window the selected streams need, in the order they ask.
 
-        Streams sync one after another, each in bookmark order: the first stream's windows come
-        first, then the windows a later stream needs that an earlier one did not plan.
+        Streams sync one after another (the SDK sorts them by name), each in bookmark order: the
+        first stream's windows come first, then the windows a later stream needs that an earlier
+        one did not plan. A window's batch names the stream that asks for it first.
         """
         if self._pipeline is None:
             planned: dict[str, Unit] = {}
-            for stream in self._streams:
+            for stream in sorted(self._streams, key=lambda s: s.name):
                 if stream.selected and not stream.finished:
                     for window in self.windows.plan(stream.bookmark()):
                         if self.unit(window) not in planned:
