@@ -54,6 +54,7 @@ from tap_emailtracking.errors import (
     JobLimitReachedError,
     RemoteFileMissingError,
     TapEmailTrackingError,
+    TransportError,
     UnusableResultError,
 )
 from tap_emailtracking.job_model import (
@@ -165,15 +166,14 @@ class JobScheduler:
     def start(self, pipeline: JobPipeline) -> None:
         """Submit (or resume) the pipeline's first jobs now, before any stream waits.
 
-        A vendor error here is not the sync's end: it is logged, and raised again when one of the
-        vendor's streams asks for a unit.
+        A vendor error here is not the sync's end: the vendor is paused (see `_background`).
         """
         self._background(pipeline, pipeline.top_up)
 
     def wait_for(self, pipeline: JobPipeline, key: str) -> _Tracked:
         """Poll every pipeline until `key`'s job is done; return it (its error raises)."""
         asked = self.clock()
-        pipeline.paused = False
+        pipeline.resume()
         while True:
             pipeline.top_up()
             tracked = pipeline.tracked(key)
@@ -200,7 +200,7 @@ class JobScheduler:
         times = [
             when
             for pipeline in self.pipelines
-            if not pipeline.paused
+            if pipeline.paused_by is None
             for when in pipeline.due_times()
         ]
         if not times:  # pragma: no cover - a waiting unit always has a job or a slot coming
@@ -212,33 +212,34 @@ class JobScheduler:
         now = self.clock()
         polled = waiting.poll_due(now)
         for pipeline in self.pipelines:
-            if pipeline is not waiting and not pipeline.paused:
+            if pipeline is not waiting and pipeline.paused_by is None:
                 polled += self._background(pipeline, partial(pipeline.poll_due, now)) or 0
         for pipeline in self.pipelines:
             if pipeline is waiting:
                 pipeline.top_up()
-            elif not pipeline.paused:
+            elif pipeline.paused_by is None:
                 self._background(pipeline, pipeline.top_up)
         if polled:
             self._rounds += 1
             self._log_round(waiting, key)
 
     def _background(self, pipeline: JobPipeline, work: Callable[[], _T]) -> _T | None:
-        """Another vendor's work while a stream waits: its errors pause it, they do not spread."""
+        """A vendor's work while no stream of it waits: its errors pause it, they do not spread.
+
+        The error waits for the vendor's own streams (`JobPipeline.resume`): so another vendor's
+        streams still sync, and a sync whose streams deselect the vendor never meets it.
+        """
         try:
             return work()
         except TapEmailTrackingError as exc:
-            pipeline.paused = True
+            pipeline.paused_by = exc
             LOGGER.warning(
-                "%s: its export jobs are paused until its streams run, where this is tried "
-                "again: %s",
-                pipeline.vendor,
-                exc,
+                "%s: its export jobs are paused until its streams run: %s", pipeline.vendor, exc
             )
             return None
 
     def _log_round(self, waiting: JobPipeline, key: str) -> None:
-        parts = "; ".join(p.counts() for p in self.pipelines if not p.paused or p is waiting)
+        parts = "; ".join(p.counts() for p in self.pipelines if p.paused_by is None or p is waiting)
         tracked = waiting.tracked(key)
         if tracked is None:
             head = f"{waiting.vendor} {key} waits for a free job slot"
@@ -286,7 +287,8 @@ class JobPipeline:
         self.max_in_flight = max_in_flight
         self.scheduler = scheduler or JobScheduler(clock=clock, sleep=sleep)
         self.scheduler.add(self)
-        self.paused = False  # another vendor's stream is waiting and this one's work failed
+        # Set when this vendor's work failed while no stream of it waited (`JobScheduler`).
+        self.paused_by: TapEmailTrackingError | None = None
         self._check_many = check_many
         self._clock = self.scheduler.clock
         self._now = now
@@ -361,9 +363,10 @@ class JobPipeline:
                 raise
 
     def result_unusable(self, key: str) -> None:
-        """The job's result is missing or damaged: forget the job so the next run submits anew.
+        """The job's result is damaged or refused (or missing twice): forget the job.
 
-        It is not resubmitted in this run (see the module docstring); the caller raises its error.
+        The next run submits it anew; it is not resubmitted in this run (see the module
+        docstring). The caller raises its error.
         """
         entry = self.ledger.get(key)
         if entry is not None:
@@ -377,6 +380,17 @@ class JobPipeline:
         self.ledger.drop(key)
 
     # -- what the scheduler asks --------------------------------------------------------------
+
+    def resume(self) -> None:
+        """A stream of this vendor waits: raise what paused it, unless the network failed.
+
+        A network failure may have passed, so the work is tried again (each try has its own
+        `max_attempts`); any other error (credentials, an HTML page, a bad answer) would only be
+        repeated, and a refused login repeated can lock the account: it is raised now.
+        """
+        paused_by, self.paused_by = self.paused_by, None
+        if paused_by is not None and not isinstance(paused_by, TransportError):
+            raise paused_by
 
     def tracked(self, key: str) -> _Tracked | None:
         """The unit's job in this run, if it has a slot (or is done)."""

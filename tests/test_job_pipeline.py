@@ -17,6 +17,7 @@ import pytest
 
 from tap_emailtracking import summary
 from tap_emailtracking.errors import (
+    AuthenticationError,
     CorruptFileError,
     JobDeadlineError,
     JobFailedError,
@@ -585,3 +586,27 @@ def test_a_dropped_connection_keeps_the_job(vendor: FakeVendor) -> None:
     with pytest.raises(TransportError):
         pipeline.fetch("a", downloader(vendor, [dropped]))
     assert state["bookmarks"][LEDGER]["a"]["job_id"] == "job-1"
+
+
+def test_a_refused_login_at_the_start_is_raised_on_the_vendors_turn_not_tried_again(
+    vendor: FakeVendor,
+) -> None:
+    """Only a network failure is tried again: a refused login repeated can lock the account."""
+    attempts: list[str] = []
+
+    class RefusedJob(FakeJob):
+        def submit(self) -> Submission:
+            attempts.append(self.unit)
+            raise AuthenticationError("login refused", vendor="W", action="check the password")
+
+    other = FakeVendor(vendor.clock)
+    scheduler = JobScheduler(clock=vendor.clock, sleep=vendor.clock.sleep)
+    refused = make({}, other, units(other, {"w": 10}, RefusedJob), scheduler=scheduler, name="W")
+    refused.start()
+    first_state: dict[str, Any] = {"bookmarks": {}}
+    first = make(first_state, vendor, units(vendor, {"a": 30}), scheduler=scheduler)
+    consume(first, first_state, [])
+    assert attempts == ["w"]  # W's error waited; V's stream was not disturbed
+    with pytest.raises(AuthenticationError, match="login refused"):
+        consume(refused, {"bookmarks": {}}, [])
+    assert attempts == ["w"]
