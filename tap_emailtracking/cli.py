@@ -339,17 +339,24 @@ def _report(exc: BaseException) -> int:
     return FAILED
 
 
-def fewer_collections() -> None:
+@contextmanager
+def fewer_collections() -> Iterator[None]:
     """Tune the cyclic garbage collector for a run that makes millions of short-lived objects.
 
     With the default threshold (a collection every 700 allocations) a parse's XML elements and
     records are scanned while still alive, again and again: a quarter of a sync's time. Almost
     none of them are in a cycle, so reference counting frees them anyway; rarer collections
     scan fewer of them. What was imported before the run lives for the whole run: `freeze`
-    takes it out of every collection.
+    takes it out of every collection. Both are undone when the run ends (tests run in-process).
     """
+    before = gc.get_threshold()
     gc.freeze()
-    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
+    gc.set_threshold(GC_THRESHOLD, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
 
 
 def run(main: Callable[[], Any]) -> NoReturn:
@@ -360,11 +367,11 @@ def run(main: Callable[[], Any]) -> NoReturn:
     for handler in logging.getLogger().handlers:
         handler.addFilter(_QuietSdkStreamError())
     summary.reset()
-    fewer_collections()
     code = 0
     _Run.running = True
     try:
-        main()
+        with fewer_collections():
+            main()
     except SystemExit as done:
         code = done.code if isinstance(done.code, int) else (0 if done.code is None else FAILED)
         if done.code is not None and not isinstance(done.code, int):
