@@ -3,6 +3,9 @@
 Measured through a small launcher: a child forked straight from the benchmark harness inherits the
 harness's memory high-water mark in `ru_maxrss` (Linux carries it across fork and exec), so a
 500 MB harness would make `python -c pass` report 510 MB. The launcher is small when it forks.
+
+The child's CPU seconds (user + system, from the same `wait4`) are reported too: on a machine other
+work shares, wall-clock time swings with the load while CPU time barely moves.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 LAUNCHER = r"""
@@ -22,15 +26,23 @@ process = subprocess.Popen(sys.argv[2:])
 _, status, usage = os.wait4(process.pid, 0)
 elapsed = time.perf_counter() - started
 with open(sys.argv[1], "w") as report:
-    json.dump({"seconds": elapsed, "maxrss_kb": usage.ru_maxrss,
-               "rc": os.waitstatus_to_exitcode(status)}, report)
+    json.dump({"seconds": elapsed, "cpu_seconds": usage.ru_utime + usage.ru_stime,
+               "maxrss_kb": usage.ru_maxrss, "rc": os.waitstatus_to_exitcode(status)}, report)
 """
 
 
-def timed(
-    command: list[str], *, stdout: int | None, stderr: int | None
-) -> tuple[float, float, int]:
-    """Run a process through the launcher; return (seconds, peak RSS in MB, exit code)."""
+@dataclass(frozen=True)
+class Measured:
+    """One child process: wall seconds, CPU seconds (user + system), peak RSS MB, exit code."""
+
+    seconds: float
+    cpu_seconds: float
+    rss_mb: float
+    rc: int
+
+
+def measure(command: list[str], *, stdout: int | None, stderr: int | None) -> Measured:
+    """Run a process through the launcher and measure it."""
     with tempfile.TemporaryDirectory(prefix="acoustic-bench-launch-") as tmp:
         report = Path(tmp) / "report.json"
         launcher = subprocess.run(
@@ -40,28 +52,44 @@ def timed(
             check=False,
         )
         if launcher.returncode != 0 or not report.is_file():
-            return 0.0, 0.0, launcher.returncode or 1
+            return Measured(0.0, 0.0, 0.0, launcher.returncode or 1)
         result = json.loads(report.read_text(encoding="utf-8"))
-    return result["seconds"], result["maxrss_kb"] / 1024, result["rc"]
+    return Measured(
+        result["seconds"], result["cpu_seconds"], result["maxrss_kb"] / 1024, result["rc"]
+    )
 
 
-def run_tap(config: dict[str, object], workdir: Path) -> tuple[float, float, str]:
-    """Run the tap CLI with RECORDs to /dev/null; return (seconds, peak RSS MB, its stderr)."""
+def timed(
+    command: list[str], *, stdout: int | None, stderr: int | None
+) -> tuple[float, float, int]:
+    """Run a process through the launcher; return (seconds, peak RSS in MB, exit code)."""
+    done = measure(command, stdout=stdout, stderr=stderr)
+    return done.seconds, done.rss_mb, done.rc
+
+
+def measure_tap(config: dict[str, object], workdir: Path) -> tuple[Measured, str]:
+    """Run the tap CLI with RECORDs to /dev/null; return its measurements and its stderr."""
     config_path = workdir / "config.json"
     config_path.write_text(json.dumps(config), encoding="utf-8")
     log = workdir / "tap.log"
     with open(os.devnull, "wb") as devnull, log.open("wb") as err:
-        seconds, rss, rc = timed(
+        done = measure(
             [sys.executable, "-m", "tap_emailtracking", "--config", str(config_path)],
             stdout=devnull.fileno(),
             stderr=err.fileno(),
         )
     text = log.read_text(encoding="utf-8")
-    if rc != 0:
+    if done.rc != 0:
         # The log's folder is usually temporary: show its end, where the error is.
         tail = "\n".join(text.splitlines()[-15:])
-        raise SystemExit(f"the tap failed (exit {rc}); the end of {log}:\n{tail}")
-    return seconds, rss, text
+        raise SystemExit(f"the tap failed (exit {done.rc}); the end of {log}:\n{tail}")
+    return done, text
+
+
+def run_tap(config: dict[str, object], workdir: Path) -> tuple[float, float, str]:
+    """Run the tap CLI with RECORDs to /dev/null; return (seconds, peak RSS MB, its stderr)."""
+    done, log = measure_tap(config, workdir)
+    return done.seconds, done.rss_mb, log
 
 
 def record_counts(log: str) -> dict[str, int]:

@@ -54,6 +54,8 @@ FAILED = 1
 BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader went away
 # How long a held signal waits for a blocked write to stdout before the process ends anyway.
 WRITE_GRACE_SECONDS = 10.0
+# Allocations between two young-generation collections during a run (Python's default is 700).
+GC_THRESHOLD = 100_000
 # Loggers silenced once the run is interrupted (their threads log the teardown as errors).
 QUIET_WHEN_INTERRUPTED: set[str] = set()
 TAP = "tap-emailtracking"
@@ -337,6 +339,26 @@ def _report(exc: BaseException) -> int:
     return FAILED
 
 
+@contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Tune the cyclic garbage collector for a run that makes millions of short-lived objects.
+
+    With the default threshold (a collection every 700 allocations) a parse's XML elements and
+    records are scanned while still alive, again and again: a quarter of a sync's time. Almost
+    none of them are in a cycle, so reference counting frees them anyway; rarer collections
+    scan fewer of them. What was imported before the run lives for the whole run: `freeze`
+    takes it out of every collection. Both are undone when the run ends (tests run in-process).
+    """
+    before = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+
+
 def run(main: Callable[[], Any]) -> NoReturn:
     """Run the CLI's `main` to its end and exit with the code this module promises."""
     from tap_emailtracking import summary  # noqa: PLC0415
@@ -348,7 +370,8 @@ def run(main: Callable[[], Any]) -> NoReturn:
     code = 0
     _Run.running = True
     try:
-        main()
+        with fewer_collections():
+            main()
     except SystemExit as done:
         code = done.code if isinstance(done.code, int) else (0 if done.code is None else FAILED)
         if done.code is not None and not isinstance(done.code, int):

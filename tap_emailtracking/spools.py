@@ -4,6 +4,10 @@ The SDK syncs streams one after another, but a vendor file (ExactTarget's XML) i
 record type. The first stream to need a unit parses the file, yields its own records and writes
 every other selected type to its own spool (msgspec JSON lines on disk, so memory stays flat);
 later streams read their spool and delete it.
+
+A spooled record is read back as its JSON bytes (`msgspec.Raw`), not decoded: the writer copies
+them into the RECORD message as they are (the bytes the writer's own encoder would make, since it
+is the encoder that wrote them), so a record is encoded once and decoded never.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ from pathlib import Path
 from typing import IO, Any
 
 import msgspec
+from singer_sdk.contrib.msgspec import encoder
 
-_ENCODER = msgspec.json.Encoder()
-_DECODER = msgspec.json.Decoder()
+_ENCODER = encoder  # the writer's, so a spooled record's bytes are its RECORD's bytes
+_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
 
 
 class SpoolWriter:
@@ -45,12 +50,11 @@ class SpoolWriter:
             path.unlink(missing_ok=True)
 
 
-def read_spool(path: Path) -> Iterator[dict[str, Any]]:
-    """Yield the records of one spool in the order they were written."""
+def read_spool(path: Path) -> Iterator[msgspec.Raw]:
+    """Yield the records of one spool in the order they were written, each as its JSON bytes."""
     with path.open("rb", buffering=1 << 20) as handle:
         for line in handle:
-            records: list[dict[str, Any]] = _DECODER.decode(line)
-            yield from records
+            yield from _DECODER.decode(line)
 
 
 class FanOut:

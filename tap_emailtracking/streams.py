@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterable, Mapping
 from functools import cache
 from importlib import resources
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
+import msgspec
 from singer_sdk import Stream
 from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_emailtracking.vendors.spec import SourceSlot
+
+ExportRecord: TypeAlias = dict[str, Any] | msgspec.Raw
+"""What a vendor stream yields: a record, or a spooled record's JSON bytes (see spools.py)."""
 
 
 @cache
@@ -103,15 +107,17 @@ class ExportStream(Stream):
         return self._pass_through or None
 
     @override
-    def _write_record_message(self, record: dict[str, Any]) -> None:
+    def _write_record_message(self, record: ExportRecord) -> None:
         """Write one RECORD, straight to the writer when `pass_through_writer` allows.
 
         Overrides a private SDK method (singer-sdk is pinned to 0.54.x in pyproject.toml);
-        otherwise the SDK's own path runs, which deselects, conforms and maps.
+        otherwise the SDK's own path runs, which deselects, conforms and maps (a spooled
+        record's JSON is decoded for it first).
         """
         writer = self._pass_through or self.pass_through_writer()
         if writer is None:
-            super()._write_record_message(record)
+            decoded = msgspec.json.decode(record) if isinstance(record, msgspec.Raw) else record
+            super()._write_record_message(decoded)
             return
         writer.write_record(
             self.stream_maps[0].stream_alias,

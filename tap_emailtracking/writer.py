@@ -18,6 +18,7 @@ import sys
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from singer_sdk.contrib.msgspec import MsgSpecWriter, encoder
 from singer_sdk.singerlib.encoding.simple import Message, RecordMessage
 from typing_extensions import override
@@ -42,7 +43,7 @@ class StateFlushingWriter(MsgSpecWriter):
     def write_record(
         self,
         stream: str,
-        record: dict[str, Any],
+        record: dict[str, Any] | msgspec.Raw,
         *,
         version: int | None,
         time_extracted: datetime,
@@ -50,7 +51,8 @@ class StateFlushingWriter(MsgSpecWriter):
         """Queue one RECORD, encoded straight into the buffer.
 
         The same bytes as `write_message(RecordMessage(...))` with a UTC `time_extracted`, without
-        building the message object and its dict first (millions of records).
+        building the message object and its dict first (millions of records). A record given
+        as its JSON bytes (`msgspec.Raw`) is copied in as it is.
         """
         message: dict[str, Any] = {"type": "RECORD", "stream": stream, "record": record}
         if version is not None:

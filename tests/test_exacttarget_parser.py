@@ -174,3 +174,57 @@ def test_a_subscriber_without_an_id_fails_loudly() -> None:
     document = wrap("").replace(b"<subscriberID>9</subscriberID>", b"")
     with pytest.raises(CorruptFileError, match="has no <subscriberID>"):
         parse(document)
+
+
+TIMES = [
+    "1/2/2024 9:12:27 AM",
+    "1/2/2024 9:59:59 PM",
+    "1/2/2024 12:00:00 AM",
+    "1/2/2024 12:00:00 PM",
+    "01/02/2024 09:05:07 am",
+    "1/2/2024 13:05:07",
+    "1/2/2024 0:00:00",
+    "1/2/2024 9:5:7 AM",
+    "1/2/2024  9:12:27 AM",
+    "1/2/2024 9:12:27  AM",
+    "1/2/2024 9:12 AM",
+    "1/2/2024 9 AM",
+    "1/2/2024",
+    "3/10/2024 2:30:00 AM",  # a spring-forward gap in Chicago
+    "11/3/2024 1:30:00 AM",  # a fall-back fold in Chicago
+    "1/2/2024 9:60:00 AM",
+    "1/2/2024 0:10:00 AM",
+    "1/2/2024 13:10:00 PM",
+    "1/2/2024 9:10:00 XM",
+    "1/2/2024 9:10:00 AM PM",
+    "2/30/2024 9:10:00 AM",
+    "1/2/2024 9:10:00 AM\n",
+]
+
+
+def _time_or_error(parser: ExportParser, raw: str) -> str:
+    try:
+        return parser.timestamp(raw)
+    except CorruptFileError as error:
+        return f"error: {error}"
+
+
+@pytest.mark.parametrize("order", ["forward", "backward"])
+def test_a_remembered_hour_gives_the_same_time_as_parsing_in_full(order: str) -> None:
+    """The fast path (day, hour and meridiem seen before) answers exactly like the full parse,
+    errors included, whatever came first."""
+    times = TIMES if order == "forward" else TIMES[::-1]
+    variants = [t.replace(":27", f":{s:02d}") for t in times for s in (27, 0, 59)]
+    formatter = LocalTimeFormatter(zone("America/Chicago"))
+    warm = ExportParser(formatter, stream="exacttarget_x", subject="f.xml")
+    results = [_time_or_error(warm, raw) for raw in variants + variants]
+    assert warm._heads  # the fast path was taken
+    for raw, got in zip(variants + variants, results, strict=True):
+        fresh = ExportParser(formatter, stream="exacttarget_x", subject="f.xml")
+        try:
+            want = fresh._parse_timestamp(raw, None)
+        except CorruptFileError as error:
+            want = f"error: {error}"
+        assert got == want, raw
+    assert warm.timestamp("1/2/2024 9:12:27 PM") == "2024-01-02T21:12:27-06:00"
+    assert any(r.startswith("error:") for r in results)

@@ -9,6 +9,7 @@ the config) must give the same exit codes, not a traceback and not 0.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import re
@@ -266,6 +267,36 @@ def test_the_summary_is_logged_however_the_run_ends(
     assert exited.value.code == code
     lines = [r.getMessage() for r in caplog.records if r.name == "tap_emailtracking.summary"]
     assert lines == ["Acoustic: end-of-run summary: 2 malformed rows skipped"]
+
+
+@pytest.mark.parametrize("ending", [None, CorruptFileError("bad", vendor="X", action="re-run")])
+def test_the_run_collects_garbage_rarely_and_restores_the_collector_after(
+    ending: BaseException | None,
+) -> None:
+    """A run scans for cycles every `GC_THRESHOLD` allocations, imports frozen (speed); the
+    collector is as it was once the run ends, however it ends."""
+    before = gc.get_threshold()
+    during: list[tuple[tuple[int, int, int], int]] = []
+    handlers = {signum: signal.getsignal(signum) for signum in EXIT}
+
+    def main() -> None:
+        during.append((gc.get_threshold(), gc.get_freeze_count()))
+        if ending is not None:
+            raise ending
+
+    try:
+        with pytest.raises(SystemExit):
+            cli.run(main)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        cli._Run.interrupted = None
+    [(threshold, frozen)] = during
+    assert threshold == (cli.GC_THRESHOLD, *before[1:])
+    assert before[0] < cli.GC_THRESHOLD
+    assert frozen > 0
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
 
 
 def test_sigterm_in_the_middle_of_the_bex_files_resumes_from_the_last_finished_file(

@@ -8,9 +8,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import msgspec
 import pytest
 from singer_sdk.singerlib import Message, RecordMessage, StateMessage
 
+from tap_emailtracking.spools import SpoolWriter, read_spool
 from tap_emailtracking.tap import TapEmailTracking
 from tap_emailtracking.writer import BLOCK_BYTES, StateFlushingWriter
 from vendor_sandbox.sandbox import Sandbox
@@ -119,3 +121,23 @@ def test_every_record_of_a_sync_takes_the_writers_fast_path(
     assert records == truth > 0
     assert slow == []
     assert len(fast) == records
+
+
+def test_a_spooled_record_is_written_with_the_bytes_of_the_record_itself(
+    capsysbinary: pytest.CaptureFixture[bytes], tmp_path: Path
+) -> None:
+    """Spools hand records back undecoded (`msgspec.Raw`); the RECORD must not differ by a byte."""
+    spool = SpoolWriter(tmp_path, "unit", {"events"})
+    spool.write("events", [RECORD, {"f": 1e16, "g": 0.1, "list": [True, None]}])
+    spool.close()
+    writer = StateFlushingWriter()
+    for record in [RECORD, {"f": 1e16, "g": 0.1, "list": [True, None]}]:
+        writer.write_record("events", record, version=None, time_extracted=WHEN)
+    spooled = list(read_spool(spool.paths["events"]))
+    assert all(isinstance(record, msgspec.Raw) for record in spooled)
+    for record in spooled:
+        writer.write_record("events", record, version=None, time_extracted=WHEN)
+    writer.flush_pending()
+    lines = capsysbinary.readouterr().out.splitlines()
+    assert len(lines) == 4
+    assert lines[:2] == lines[2:]

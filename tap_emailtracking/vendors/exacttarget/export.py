@@ -27,6 +27,7 @@ from tap_emailtracking.formats.containers import open_container, unexpected_erro
 from tap_emailtracking.jobs import JobLedger, JobPipeline, JobRunner, JobScheduler, JobStatus, Unit
 from tap_emailtracking.limits import Limits
 from tap_emailtracking.spools import FanOut, SpoolWriter, read_spool
+from tap_emailtracking.streams import ExportRecord
 from tap_emailtracking.timestamps import LocalTimeFormatter, zone
 from tap_emailtracking.transports.files import open_file_site
 from tap_emailtracking.transports.http import VendorHttp
@@ -187,7 +188,7 @@ class ExactTargetExports:
 
     # -- records ------------------------------------------------------------------------------
 
-    def records(self, kind: str, window: DateWindow, *, stream: str) -> Iterator[dict[str, Any]]:
+    def records(self, kind: str, window: DateWindow, *, stream: str) -> Iterator[ExportRecord]:
         """All records of one kind for one window, from a spool or from the vendor."""
         unit = self.unit(window)
         spool = self.fan_out.take(unit, kind)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import partial
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from typing_extensions import override
 
-from tap_emailtracking.streams import ExportStream, load_schema
+from tap_emailtracking.streams import ExportRecord, ExportStream, load_schema
 from tap_emailtracking.vendors.exacttarget import schemas
 from tap_emailtracking.windows import next_start
 
@@ -46,7 +46,7 @@ class ExactTargetStream(ExportStream):
         return str(value) if value else None
 
     @override
-    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+    def get_records(self, context: Context | None) -> Iterable[ExportRecord]:  # type: ignore[override]
         """Walk the windows; commit each one once its records are all out."""
         exports = self.source.get()
         windows = exports.windows.plan(self.bookmark())
