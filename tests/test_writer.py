@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -12,6 +13,7 @@ import msgspec
 import pytest
 from singer_sdk.singerlib import Message, RecordMessage, StateMessage
 
+from tap_emailtracking import streams as streams_module
 from tap_emailtracking.spools import SpoolWriter, read_spool
 from tap_emailtracking.tap import TapEmailTracking
 from tap_emailtracking.writer import BLOCK_BYTES, StateFlushingWriter
@@ -141,3 +143,29 @@ def test_a_spooled_record_is_written_with_the_bytes_of_the_record_itself(
     lines = capsysbinary.readouterr().out.splitlines()
     assert len(lines) == 4
     assert lines[:2] == lines[2:]
+
+
+def test_time_extracted_is_utc_and_follows_the_clock(
+    monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes], tmp_path: Path
+) -> None:
+    """The clock is read at most every EXTRACTED_AT_EVERY seconds, but it is read: a record
+    written after a pause carries the later time."""
+    ticks = iter(range(10**9))
+    monkeypatch.setattr(streams_module, "_monotonic", lambda: float(next(ticks)) / 100)
+    with Sandbox(tmp_path / "sandbox", exacttarget=None) as box:
+        TapEmailTracking(config=box.tap_config(vendors=("acoustic",))).sync_all()
+    lines = capsysbinary.readouterr().out.splitlines()
+    stamps = [
+        msgspec.json.decode(line)["time_extracted"]
+        for line in lines
+        if line.startswith(b'{"type":"RECORD"')
+    ]
+    assert len(stamps) > 10
+    times = [datetime.fromisoformat(stamp) for stamp in stamps]
+    assert all(t.utcoffset() == timezone.utc.utcoffset(None) for t in times)
+    assert times == sorted(times)
+    # 10 ms a record on the fake monotonic clock: the wall clock is read every 5 records (two
+    # readings may fall in one microsecond), never once for all.
+    runs = [len(list(group)) for _, group in itertools.groupby(stamps)]
+    assert max(runs) <= 10
+    assert len(runs) > len(stamps) // 10
