@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import asyncssh
+import paramiko
 import pytest
 
 from tap_emailtracking.errors import (
@@ -24,6 +25,7 @@ from tap_emailtracking.errors import (
 )
 from tap_emailtracking.transports.files import FileSite, FileSiteSettings, open_file_site
 from tap_emailtracking.transports.ftp import FtpFileSite
+from tap_emailtracking.transports.sftp import GCM_CIPHERS, FastCipherTransport
 from vendor_sandbox.servers.ftp import FtpServer
 from vendor_sandbox.servers.http import HttpServer
 from vendor_sandbox.servers.sftp import SftpServer
@@ -395,3 +397,19 @@ def test_sftp_sends_small_requests_without_waiting_nagle_off(servers: FileServer
         transport = site._client.get_transport()  # type: ignore[attr-defined]
         sock = transport.sock
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+def test_sftp_asks_for_aes_gcm_first(servers: FileServers, tmp_path: Path) -> None:
+    """AES-GCM when the server offers it (faster downloads, see transports/sftp.py)."""
+    with site_for(servers.settings("sftp"), []) as site:
+        site.download(SMALL_NAME, tmp_path / "small.txt")
+        client = site._client  # type: ignore[attr-defined]
+        transport = client.get_transport()
+        assert isinstance(transport, FastCipherTransport)
+        assert (transport.local_cipher, transport.remote_cipher) == (
+            "aes128-gcm@openssh.com",
+            "aes128-gcm@openssh.com",
+        )
+    assert FastCipherTransport._preferred_ciphers[:2] == GCM_CIPHERS
+    rest = [c for c in paramiko.Transport._preferred_ciphers if c not in GCM_CIPHERS]  # type: ignore[attr-defined]
+    assert list(FastCipherTransport._preferred_ciphers[2:]) == rest  # nothing else dropped

@@ -7,6 +7,9 @@ steadiest; resume is `seek(offset)` then `prefetch(total_size)` (prefetch takes 
 The socket has TCP_NODELAY (paramiko leaves Nagle's algorithm on): every SFTP open, stat and close
 is a small request waiting for its answer, and Nagle with delayed ACKs stalled each by tens of
 milliseconds, which made a folder of 42 BEX files download three times slower on loopback.
+AES-GCM is asked for first (`FastCipherTransport`): paramiko's default, AES-CTR with a separate
+HMAC, downloaded 41 MB/s on loopback against 56 MB/s with AES-GCM; a server without it gets
+paramiko's usual list.
 """
 
 from __future__ import annotations
@@ -63,6 +66,18 @@ class _AcceptAnyHostKey(paramiko.MissingHostKeyPolicy):
         self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
     ) -> None:
         return
+
+
+GCM_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+
+
+class FastCipherTransport(paramiko.Transport):
+    """paramiko's transport asking for AES-GCM first (an AEAD cipher: no separate MAC pass)."""
+
+    _preferred_ciphers = (
+        *GCM_CIPHERS,
+        *(c for c in paramiko.Transport._preferred_ciphers if c not in GCM_CIPHERS),  # type: ignore[attr-defined]
+    )
 
 
 def _no_delay(client: paramiko.SSHClient) -> None:
@@ -134,6 +149,8 @@ class SftpFileSite(FileSite):
                 channel_timeout=timeout,
                 look_for_keys=False,
                 allow_agent=False,
+                # The stubs miss Transport's gss_* keywords, which paramiko passes.
+                transport_factory=FastCipherTransport,  # type: ignore[arg-type]
             )
             _no_delay(client)
             sftp = client.open_sftp()
