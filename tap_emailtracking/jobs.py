@@ -208,17 +208,14 @@ class JobScheduler:
         return min(times)
 
     def _round(self, waiting: JobPipeline, key: str) -> None:
-        """Poll every pipeline's due jobs and top each one up; log one line."""
+        """Poll every pipeline's due jobs and top the others up (`wait_for` tops up its own)."""
         now = self.clock()
         polled = waiting.poll_due(now)
         for pipeline in self.pipelines:
             if pipeline is not waiting and pipeline.paused_by is None:
                 polled += self._background(pipeline, partial(pipeline.poll_due, now)) or 0
-        for pipeline in self.pipelines:
-            if pipeline is waiting:
-                pipeline.top_up()
-            elif pipeline.paused_by is None:
-                self._background(pipeline, pipeline.top_up)
+                if pipeline.paused_by is None:
+                    self._background(pipeline, pipeline.top_up)
         if polled:
             self._rounds += 1
             self._log_round(waiting, key)
@@ -292,8 +289,7 @@ class JobPipeline:
         self._check_many = check_many
         self._clock = self.scheduler.clock
         self._now = now
-        self._order: list[str] = []  # every planned key, in plan order
-        self._units: dict[str, Unit] = {}
+        self._units: dict[str, Unit] = {}  # every planned unit, in plan order
         self._pending: deque[str] = deque()  # planned, no slot yet
         self._active: dict[str, _Tracked] = {}  # holding a slot, or done and not handed back
         self._handed: set[str] = set()
@@ -311,7 +307,6 @@ class JobPipeline:
             if unit.key in self._units:
                 raise ValueError(f"unit {unit.key!r} is planned twice")
             self._units[unit.key] = unit
-            self._order.append(unit.key)
             self._pending.append(unit.key)
 
     def planned(self, key: str) -> bool:
@@ -328,7 +323,7 @@ class JobPipeline:
 
     def next_done(self) -> tuple[Unit, JobStatus] | None:
         """The first unit of the plan not handed back yet, once its job is done (None: all were)."""
-        key = next((k for k in self._order if k not in self._handed), None)
+        key = next((k for k in self._units if k not in self._handed), None)
         return None if key is None else self.wait(key)
 
     def wait(self, key: str) -> tuple[Unit, JobStatus]:
@@ -417,10 +412,13 @@ class JobPipeline:
         while self._pending and not self.failure and self.in_flight() < self.max_in_flight:
             key = self._pending.popleft()
             self._active[key] = self._start(self._units[key])
+        running = sum(t.pollable for t in self._active.values())
         for tracked in list(self._active.values()):
-            running = sum(t.pollable for t in self._active.values())
-            if tracked.in_flight and tracked.job_id is None and running < self.max_in_flight:
+            if running >= self.max_in_flight:
+                break
+            if tracked.in_flight and tracked.job_id is None:
                 self._submit(tracked)
+                running += tracked.job_id is not None
 
     def poll_due(self, now: float) -> int:
         """Poll every job whose turn has come; return how many were polled."""
