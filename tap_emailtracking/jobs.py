@@ -690,7 +690,7 @@ class JobPipeline:
 
 
 class JobRunner:
-    """One vendor's ledger, policy and scheduler, for pipelines and for single jobs."""
+    """One vendor's ledger, policy and scheduler: what each of its pipelines is built with."""
 
     def __init__(
         self,
@@ -724,16 +724,3 @@ class JobRunner:
             check_many=check_many,
             scheduler=self.scheduler,
         )
-
-    def run(
-        self,
-        unit: str,
-        job: ExportJob,
-        *,
-        stream: str | None,
-        label: str,
-        unit_info: dict[str, Any] | None = None,
-    ) -> JobStatus:
-        """Submit (or resume) one unit's job and wait until it is done; return the final status."""
-        pipeline = self.pipeline([Unit(unit, job, label, stream, unit_info or {})], max_in_flight=1)
-        return pipeline.wait(unit)[1]

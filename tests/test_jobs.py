@@ -9,7 +9,15 @@ from typing import Any
 import pytest
 
 from tap_emailtracking.errors import JobDeadlineError, JobFailedError
-from tap_emailtracking.jobs import JobLedger, JobRunner, JobState, JobStatus, PollPolicy
+from tap_emailtracking.jobs import (
+    ExportJob,
+    JobLedger,
+    JobRunner,
+    JobState,
+    JobStatus,
+    PollPolicy,
+    Unit,
+)
 from tap_emailtracking.windows import in_flight_windows
 
 
@@ -66,6 +74,13 @@ def make(state: dict[str, Any], **policy: Any) -> tuple[JobRunner, FakeClock, li
     return runner, clock, emitted
 
 
+def run_one(
+    runner: JobRunner, key: str, job: ExportJob, *, stream: str | None, label: str
+) -> JobStatus:
+    """One unit through a one-slot pipeline: submit (or resume), wait, the final status."""
+    return runner.pipeline([Unit(key, job, label, stream)], max_in_flight=1).wait(key)[1]
+
+
 def test_job_id_is_in_state_before_the_first_poll() -> None:
     state: dict[str, Any] = {}
     runner, _, emitted = make(state)
@@ -79,7 +94,7 @@ def test_job_id_is_in_state_before_the_first_poll() -> None:
         return original(job_id)
 
     job.check = check  # type: ignore[method-assign]
-    status = runner.run("w1", job, stream="s", label="window 1")
+    status = run_one(runner, "w1", job, stream="s", label="window 1")
     assert status.result == "file.zip"
     first_states = seen_at_first_check[0]
     assert first_states, "STATE must be emitted before polling starts"
@@ -90,7 +105,7 @@ def test_polling_backs_off_up_to_the_maximum_interval() -> None:
     state: dict[str, Any] = {}
     runner, clock, _ = make(state)
     job = ScriptedJob(PENDING, PENDING, PENDING, PENDING, PENDING, DONE)
-    runner.run("w1", job, stream=None, label="w")
+    run_one(runner, "w1", job, stream=None, label="w")
     assert clock.sleeps == [10, 15, 22.5, 33.75, 40]
 
 
@@ -98,7 +113,7 @@ def test_a_restarted_sync_resumes_the_job_in_state_instead_of_submitting() -> No
     state: dict[str, Any] = {"bookmarks": {"_v_jobs": {"w1": {"job_id": "job-77"}}}}
     runner, _, _ = make(state)
     job = ScriptedJob(RUNNING, DONE)
-    runner.run("w1", job, stream=None, label="w")
+    run_one(runner, "w1", job, stream=None, label="w")
     assert job.submitted == 0
     assert job.checked == ["job-77", "job-77"]
 
@@ -108,7 +123,7 @@ def test_failed_job_is_forgotten_and_raises_a_clear_error() -> None:
     runner, _, emitted = make(state)
     job = ScriptedJob(PENDING, JobStatus(JobState.FAILED, "Error", detail="disk full"))
     with pytest.raises(JobFailedError) as caught:
-        runner.run("w1", job, stream="opens", label="window 1")
+        run_one(runner, "w1", job, stream="opens", label="window 1")
     message = str(caught.value)
     for part in ("V / opens", "job-1", "'Error'", "disk full", "re-run"):
         assert part in message
@@ -120,7 +135,7 @@ def test_deadline_keeps_the_job_for_the_next_run() -> None:
     state: dict[str, Any] = {}
     runner, clock, _ = make(state, deadline_seconds=100)
     with pytest.raises(JobDeadlineError) as caught:
-        runner.run("w1", ScriptedJob(RUNNING), stream="opens", label="window 1")
+        run_one(runner, "w1", ScriptedJob(RUNNING), stream="opens", label="window 1")
     assert "kept in state" in str(caught.value)
     assert state["bookmarks"]["_v_jobs"]["w1"]["job_id"] == "job-1"
     assert clock.now <= 100
@@ -131,10 +146,10 @@ def test_unknown_status_is_tolerated_then_fails() -> None:
     runner, _, _ = make(state, unknown_status_limit=3)
     weird = JobStatus(JobState.UNKNOWN, "Pending Review")
     job = ScriptedJob(weird, weird, DONE)
-    assert runner.run("w1", job, stream=None, label="w").state is JobState.DONE
+    assert run_one(runner, "w1", job, stream=None, label="w").state is JobState.DONE
     runner2, _, _ = make({}, unknown_status_limit=3)
     with pytest.raises(JobFailedError, match="unknown status 'Pending Review'"):
-        runner2.run("w1", ScriptedJob(weird), stream=None, label="w")
+        run_one(runner2, "w1", ScriptedJob(weird), stream=None, label="w")
 
 
 def test_the_ledger_is_keyed_by_any_unit_and_keeps_the_vendors_info() -> None:
