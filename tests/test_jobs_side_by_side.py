@@ -216,23 +216,22 @@ def stopper(point: dict[str, Any]) -> dict[str, Any]:
 def test_kills_with_many_jobs_in_flight_resume_exactly_and_submit_no_job_twice(
     brief: Sandbox, tmp_path: Path
 ) -> None:
-    quick = brief
     # Every job is submitted in the first burst (8 slots, 7 windows each), so no stop point
     # falls between a submission and its STATE; lookback 0, so a resumed run plans no window a
     # finished one already covered: any second submission of a window is a lost job id.
-    config = both_config(quick, max_jobs_in_flight=8, lookback_days=0)
+    config = both_config(brief, max_jobs_in_flight=8, lookback_days=0)
     clean = run_tap(tmp_path / "clean", config)
     assert clean.returncode == 0, clean.stderr[-3000:]
-    assert_complete(quick, clean)
+    assert_complete(brief, clean)
     points = kill_points(clean, random.Random(KILL_SEED))
     assert len(points) >= 10
     for i, point in enumerate(points):
-        before = {vendor: len(jobs) for vendor, jobs in logs(quick).items()}
+        before = {vendor: len(jobs) for vendor, jobs in logs(brief).items()}
         killed = run_tap_until(tmp_path / f"kill-{i}", config, **stopper(point))
         resumed = run_tap(tmp_path / f"resume-{i}", config, state=killed.last_state)
         assert resumed.returncode == 0, (point, resumed.stderr[-3000:])
-        assert_complete(quick, killed, resumed)
-        for vendor, jobs in logs(quick).items():
+        assert_complete(brief, killed, resumed)
+        for vendor, jobs in logs(brief).items():
             units = Counter(job.unit for job in jobs[before[vendor] :])
             assert len(units) == WINDOWS, (point, vendor)
             assert set(units.values()) == {1}, (point, vendor, units)
