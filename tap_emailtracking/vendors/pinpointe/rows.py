@@ -1,0 +1,298 @@
+"""Pinpointe records in the tap's vocabulary: typed columns, UTC times, unknown fields kept.
+
+Pinpointe sends every value as a string and documents few field names (docs/pinpointe.md), so
+keys are matched case-insensitively, known fields become typed columns, and everything else is
+kept in `extra` rather than dropped. Ids stay strings: they are numeric in every sample, but a
+non-numeric id must never fail a sync [I]. Times become UTC ISO 8601 whatever their spelling.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from datetime import date, datetime, timezone
+from typing import Any
+
+UTC = timezone.utc
+NULL_WORDS = frozenset({"", "0", "null", "none", "n/a", "0000-00-00", "0000-00-00 00:00:00"})
+_TRUE = frozenset({"1", "true", "yes", "y", "t"})
+_FALSE = frozenset({"0", "false", "no", "n", "f", ""})
+_DIGITS = re.compile(r"^\d+(\.\d+)?$")
+
+
+class BadValueError(ValueError):
+    """A value that cannot be read as its column's type (the caller names file and record)."""
+
+
+def utc_time(value: object) -> str | None:
+    """Epoch seconds, Zulu, ISO with an offset, `YYYY-MM-DD HH:MM:SS` (UTC) or `YYYYMMDD`.
+
+    An 8-digit number that is a valid date is read as `YYYYMMDD` (as an epoch it would fall in
+    1970); "0" and empty mean no time.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    text = str(value).strip()
+    if text.lower() in NULL_WORDS:
+        return None
+    if _DIGITS.match(text):
+        if len(text) == 8:
+            try:
+                day = date(int(text[:4]), int(text[4:6]), int(text[6:]))
+                return f"{day.isoformat()}T00:00:00+00:00"
+            except ValueError:
+                pass
+        seconds = float(text)
+        if seconds > 1e11:  # milliseconds
+            seconds /= 1000
+        moment = datetime.fromtimestamp(seconds, UTC)
+    else:
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise BadValueError(f"the time {text[:40]!r} is in no known format") from None
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.isoformat(timespec="seconds")
+
+
+def integer(value: object) -> int | None:
+    """A count sent as a string ("12", "12.0"); empty means unknown."""
+    if value is None or isinstance(value, bool):
+        return None
+    text = str(value).strip()
+    if text.lower() in ("", "null", "none", "n/a"):
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        raise BadValueError(f"{text[:40]!r} is not a number") from None
+    if not number.is_integer():
+        raise BadValueError(f"{text[:40]!r} is not a whole number")
+    return int(number)
+
+
+def boolean(value: object) -> bool | None:
+    """ "1"/"0", "true"/"false", "yes"/"no"."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False if text else None
+    raise BadValueError(f"{text[:40]!r} is not true or false")
+
+
+def text(value: object) -> str | None:
+    """A string column; empty is null."""
+    if value is None:
+        return None
+    result = str(value) if not isinstance(value, str) else value
+    return result if result.strip() else None
+
+
+Convert = Callable[[object], Any]
+Fields = Mapping[str, tuple[str, Convert]]  # vendor name (lower case) -> (column, converter)
+
+LIST_FIELDS: Fields = {
+    "listid": ("list_id", text),
+    "name": ("name", text),
+    "ownerid": ("owner_id", text),
+    "ownername": ("owner_name", text),
+    "createdate": ("created_at", utc_time),
+    "subscribecount": ("subscribe_count", integer),
+    "unsubscribecount": ("unsubscribe_count", integer),
+}
+SEGMENT_FIELDS: Fields = {
+    "segmentid": ("segment_id", text),
+    "segmentname": ("name", text),
+    "name": ("name", text),
+    "ownerid": ("owner_id", text),
+    "createdate": ("created_at", utc_time),
+    "contacts": ("contacts", integer),
+}
+TAG_FIELDS: Fields = {
+    "tagid": ("tag_id", text),
+    "tagname": ("name", text),
+    "name": ("name", text),
+    "ownerid": ("owner_id", text),
+    "createdate": ("created_at", utc_time),
+    "subscribecount": ("subscribe_count", integer),
+}
+SEND_FIELDS: Fields = {
+    "statid": ("stat_id", text),
+    "newsletterid": ("newsletter_id", text),
+    "name": ("name", text),
+    "subject": ("subject", text),
+    "ownername": ("owner_name", text),
+    "lastupdated": ("last_updated_at", utc_time),
+    "starttime": ("started_at", utc_time),
+    "finishtime": ("finished_at", utc_time),
+    "sentto": ("recipients", integer),
+}
+SUBSCRIBER_FIELDS: Fields = {
+    "subscriberid": ("subscriber_id", text),
+    "emailaddress": ("email", text),
+    "email": ("email", text),
+    "status": ("status", text),
+    "format": ("format", text),
+    "confirmed": ("confirmed", boolean),
+    "subscribedate": ("subscribed_at", utc_time),
+    "confirmdate": ("confirmed_at", utc_time),
+    "unsubscribedate": ("unsubscribed_at", utc_time),
+    "bouncedate": ("bounced_at", utc_time),
+    "ipaddress": ("ip_address", text),
+}
+# Unit ids the result may repeat: the unit's own id is authoritative, so these are not "extra".
+UNIT_ID_FIELDS = frozenset({"listid", "segmentid", "tagid", "statid"})
+ACTIVITY_FIELDS: Fields = {
+    "subscriberid": ("subscriber_id", text),
+    "emailaddress": ("email", text),
+    "email": ("email", text),
+    "eventtype": ("event_type", text),
+    "type": ("event_type", text),
+    "eventtime": ("event_at", utc_time),
+    "time": ("event_at", utc_time),
+    "linkurl": ("url", text),
+    "url": ("url", text),
+    "ipaddress": ("ip_address", text),
+    "useragent": ("user_agent", text),
+}
+NESTED_EVENTS = {"opens": "open", "clicks": "click"}
+CUSTOM_FIELD_NAME = ("fieldname", "name", "field_name", "fieldid")
+CUSTOM_FIELD_VALUE = ("fieldvalue", "value", "data", "field_value")
+
+
+def map_fields(
+    raw: Mapping[str, Any], fields: Fields, *, skip: frozenset[str] = frozenset()
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(typed columns, extra) of one vendor record; every column of `fields` is present."""
+    record: dict[str, Any] = dict.fromkeys((column for column, _ in fields.values()), None)
+    extra: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = str(key).lower()
+        known = fields.get(name)
+        if known is not None:
+            converted = known[1](value)
+            if converted is not None or record[known[0]] is None:
+                record[known[0]] = converted
+        elif name not in skip:
+            extra[str(key)] = value
+    return record, extra
+
+
+def listing_record(raw: Mapping[str, Any], fields: Fields) -> dict[str, Any]:
+    """A list, segment, tag or send as emitted."""
+    record, extra = map_fields(raw, fields)
+    record["extra"] = extra or None
+    return record
+
+
+def custom_fields(value: object) -> dict[str, Any] | None:
+    """Custom fields as one object name -> value, from a list of field objects or an object."""
+    if value is None or value in ("", []):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): v for k, v in value.items()} or None
+    if isinstance(value, list):
+        out: dict[str, Any] = {}
+        for item in value:
+            if not isinstance(item, Mapping):
+                raise BadValueError("customfields holds something that is not a field object")
+            lowered = {str(k).lower(): v for k, v in item.items()}
+            name = next((lowered[k] for k in CUSTOM_FIELD_NAME if lowered.get(k)), None)
+            if name is None:
+                raise BadValueError("a custom field without a name")
+            out[str(name)] = next((lowered[k] for k in CUSTOM_FIELD_VALUE if k in lowered), None)
+        return out or None
+    raise BadValueError("customfields is neither a list nor an object")
+
+
+def subscriber_record(
+    raw: Mapping[str, Any], *, unit_column: str, unit_id: str, snapshot_at: str, job_id: str
+) -> dict[str, Any]:
+    """One member of a list, segment or tag, stamped with its export's snapshot time."""
+    record, extra = map_fields(raw, SUBSCRIBER_FIELDS, skip=UNIT_ID_FIELDS)
+    customs = extra.pop("customfields", None)
+    for key in [k for k in extra if k.lower() == "customfields"]:
+        customs = extra.pop(key)
+    membership = None
+    for key in [k for k in extra if k.lower() in ("membership", "tags", "lists")]:
+        membership = extra.pop(key)
+    if not record["subscriber_id"]:
+        raise BadValueError("a subscriber without subscriberid")
+    record[unit_column] = unit_id
+    record["custom_fields"] = custom_fields(customs)
+    record["membership"] = membership
+    record["extra"] = extra or None
+    record["snapshot_at"] = snapshot_at
+    record["source_job_id"] = job_id
+    return record
+
+
+def csv_subscriber(header: list[str], fields: list[str]) -> dict[str, Any]:
+    """A CSV row as the JSON shape: standard columns by name, every other column a custom field."""
+    raw: dict[str, Any] = {}
+    customs: dict[str, Any] = {}
+    for name, value in zip(header, fields, strict=False):
+        lowered = name.lower()
+        if lowered in SUBSCRIBER_FIELDS or lowered in UNIT_ID_FIELDS:
+            raw[name] = value
+        elif name:
+            customs[name] = value if value != "" else None
+    raw["customfields"] = customs
+    return raw
+
+
+class ActivityMapper:
+    """Contact activity of one send's result file: one record per open or click.
+
+    Identical events (same contact, type, time and URL) get ordinals 0, 1, … in file order, so
+    the key (send, subscriber, type, time, ordinal) is the same on every run; the counts are kept
+    per file, one entry per distinct event.
+    """
+
+    def __init__(self, stat_id: str, job_id: str) -> None:
+        self.stat_id = stat_id
+        self.job_id = job_id
+        self._ordinals: dict[tuple[Any, ...], int] = {}
+
+    def records(self, raw: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+        """The events of one result record: itself (flat), or its opens and clicks (nested)."""
+        nested = {str(k).lower(): v for k, v in raw.items() if str(k).lower() in NESTED_EVENTS}
+        if not nested:
+            yield self._event(raw, None)
+            return
+        contact = {k: v for k, v in raw.items() if str(k).lower() not in NESTED_EVENTS}
+        for name, event_type in NESTED_EVENTS.items():
+            events = nested.get(name) or []
+            if not isinstance(events, list):
+                raise BadValueError(f"{name} is not a list of events")
+            for event in events:
+                fields = event if isinstance(event, Mapping) else {"time": event}  # a bare time
+                yield self._event({**contact, **fields}, event_type)
+
+    def _event(self, raw: Mapping[str, Any], event_type: str | None) -> dict[str, Any]:
+        record, extra = map_fields(raw, ACTIVITY_FIELDS, skip=UNIT_ID_FIELDS)
+        if event_type is not None:
+            record["event_type"] = event_type
+        if record["event_type"]:
+            record["event_type"] = str(record["event_type"]).strip().lower()
+        for column in ("subscriber_id", "event_type", "event_at"):
+            if not record[column]:
+                raise BadValueError(f"an activity record without {column}")
+        identity = (
+            record["subscriber_id"],
+            record["event_type"],
+            record["event_at"],
+            record["url"],
+        )
+        ordinal = self._ordinals.get(identity, 0)
+        self._ordinals[identity] = ordinal + 1
+        record["stat_id"] = self.stat_id
+        record["ordinal"] = ordinal
+        record["extra"] = extra or None
+        record["source_job_id"] = self.job_id
+        return record
