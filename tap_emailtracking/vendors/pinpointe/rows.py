@@ -191,11 +191,12 @@ def listing_record(raw: Mapping[str, Any], fields: Fields) -> dict[str, Any]:
 
 
 def custom_fields(value: object) -> dict[str, Any] | None:
-    """Custom fields as one object name -> value, from a list of field objects or an object."""
+    """Custom fields as one object name -> value (empty is null, as CSV cannot tell them apart),
+    from a list of field objects or an object."""
     if value is None or value in ("", []):
         return None
     if isinstance(value, Mapping):
-        return {str(k): v for k, v in value.items()} or None
+        return {str(k): None if v == "" else v for k, v in value.items()} or None
     if isinstance(value, list):
         out: dict[str, Any] = {}
         for item in value:
@@ -205,7 +206,8 @@ def custom_fields(value: object) -> dict[str, Any] | None:
             name = next((lowered[k] for k in CUSTOM_FIELD_NAME if lowered.get(k)), None)
             if name is None:
                 raise BadValueError("a custom field without a name")
-            out[str(name)] = next((lowered[k] for k in CUSTOM_FIELD_VALUE if k in lowered), None)
+            found = next((lowered[k] for k in CUSTOM_FIELD_VALUE if k in lowered), None)
+            out[str(name)] = None if found == "" else found
         return out or None
     raise BadValueError("customfields is neither a list nor an object")
 
@@ -241,7 +243,7 @@ def csv_subscriber(header: list[str], fields: list[str]) -> dict[str, Any]:
         if lowered in SUBSCRIBER_FIELDS or lowered in UNIT_ID_FIELDS:
             raw[name] = value
         elif name:
-            customs[name] = value if value != "" else None
+            customs[name] = value
     raw["customfields"] = customs
     return raw
 
