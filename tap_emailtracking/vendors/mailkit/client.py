@@ -1,0 +1,112 @@
+"""Mailkit's JSON API: the envelope, its in-band errors, and nothing else.
+
+Assumptions (docs/mailkit.md): success is a JSON array of rows; an error is a JSON object with a
+non-zero `error_status` and an `error` text, whatever the HTTP status. An error is never read as
+an empty page (a peer's bug that ended syncs early and silently). "Unauthorized" and "Disallowed
+IP …" get messages saying what to fix in the Mailkit profile.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from tap_emailtracking.errors import AuthenticationError, VendorError
+from tap_emailtracking.transports.http import ApiCall, VendorHttp, excerpt, expect_json, wrong_shape
+from tap_emailtracking.vendors.mailkit.settings import MailkitSettings
+
+LOGGER = logging.getLogger("tap_emailtracking.mailkit")
+VENDOR = "Mailkit"
+ENDPOINT_SETTING = "mailkit.endpoint"
+WRONG_ANSWER_ACTION = (
+    "check mailkit.endpoint (the JSON API is …/json.fcgi); re-run later if Mailkit is in "
+    "maintenance (nothing was lost: state was not advanced)"
+)
+
+
+class MailkitClient:
+    """Speak the JSON API for one account."""
+
+    def __init__(self, settings: MailkitSettings, http: VendorHttp) -> None:
+        self.settings = settings
+        self.http = http
+
+    def call(
+        self,
+        function: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        stream: str | None,
+        what: str | None = None,
+        top_level: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """POST one call and return its rows, or raise with Mailkit's words.
+
+        `top_level` members sit beside `parameters` (campaigns.list takes `ID_message` there).
+        """
+        what = what or function
+        body: dict[str, Any] = {
+            "function": function,
+            "id": self.settings.client_id,
+            "md5": self.settings.client_md5,
+            **(top_level or {}),
+        }
+        if parameters:
+            body["parameters"] = {k: str(v) for k, v in parameters.items()}
+        response = self.http.request(
+            "POST",
+            self.settings.endpoint,
+            json=body,
+            headers={"Accept": "application/json"},
+            what=what,
+            stream=stream,
+            action="check mailkit.endpoint and the network; re-run (state was not advanced)",
+            endpoint_setting=ENDPOINT_SETTING,
+        )
+        call = ApiCall(VENDOR, what, stream, WRONG_ANSWER_ACTION)
+        answer = expect_json(response, call)
+        if isinstance(answer, dict):
+            self._raise_error(answer, call, response.status_code)
+            return []  # `{}` or error_status 0 alone: no rows
+        if not isinstance(answer, list):
+            raise wrong_shape(call, "JSON that is not a list of rows", answer)
+        if response.status_code != 200:
+            raise call.error(f"{what} answered HTTP {response.status_code} with rows")
+        rows = [row for row in answer if isinstance(row, dict)]
+        if len(rows) != len(answer):
+            raise wrong_shape(call, "a list holding something that is not a row", answer)
+        return rows
+
+    def _raise_error(self, answer: dict[str, Any], call: ApiCall, status: int) -> None:
+        """An error when `error_status` is non-zero; `{}` or a zero status alone is no rows."""
+        code = answer.get("error_status")
+        if not answer or (str(code).strip() == "0" and set(answer) <= {"error_status", "error"}):
+            return
+        if code is None or str(code).strip() in ("", "0"):
+            raise wrong_shape(call, "an object where rows were expected", answer)
+        words = excerpt(str(answer.get("error") or "(no error text)"))
+        lowered = words.lower()
+        if "unauthori" in lowered:
+            raise AuthenticationError(
+                f'{call.what} was refused: "{words}" (error_status {code})',
+                vendor=VENDOR,
+                stream=call.stream,
+                action="check mailkit.client_id and mailkit.client_md5: the API ID and MD5 code "
+                "in Mailkit's Profile / Integration / API settings",
+            )
+        if "disallowed ip" in lowered:
+            raise AuthenticationError(
+                f'{call.what} was refused: "{words}" (error_status {code})',
+                vendor=VENDOR,
+                stream=call.stream,
+                action="add this machine's public address to Mailkit's Profile / Integration / "
+                "Allowed IP addresses",
+            )
+        raise VendorError(
+            f'{call.what} failed: "{words}" (error_status {code}, HTTP {status})',
+            vendor=VENDOR,
+            stream=call.stream,
+            action="fix what Mailkit's message says, then re-run; state was not advanced past "
+            "the rows already emitted",
+        )

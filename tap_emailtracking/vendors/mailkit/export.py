@@ -1,0 +1,262 @@
+"""Mailkit's unit of work: one page of a raw function, read from the last id emitted.
+
+A raw function returns at most 25,000 rows from a start id, in ascending id order [I]. The walk
+asks from the bookmark (the largest id emitted) and drops the row equal to it, which is right
+whether Mailkit's start id is inclusive (as both peers found) or not, so no row is emitted twice
+and none is skipped. A page whose ids are not ascending is sorted before it is emitted (warned
+and counted), so the bookmark is always the largest id emitted. The walk ends on an empty page,
+or on the first page shorter than the page size: that page was the end of the data when it was
+read, and rows that arrive afterwards are left for the next run, so a busy account cannot keep a
+sync going for ever. The bookmark moves only after a page's records are emitted.
+
+Calls go one at a time, at least `raw_call_interval_seconds` apart (Mailkit limits how often the
+raw functions may be called); 5xx, 429, timeouts and dropped connections are retried with
+backoff by the shared HTTP transport.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from itertools import pairwise, product
+from typing import Any
+
+from tap_emailtracking import summary
+from tap_emailtracking.errors import VendorError
+from tap_emailtracking.timestamps import LocalTimeFormatter, zone
+from tap_emailtracking.transports.http import VendorHttp
+from tap_emailtracking.transports.ratelimit import RateBudget
+from tap_emailtracking.vendors.mailkit.client import VENDOR, MailkitClient
+from tap_emailtracking.vendors.mailkit.rows import (
+    BOUNCES,
+    CAMPAIGNS,
+    MESSAGES,
+    RESPONSES,
+    SENDS,
+    BadValueError,
+    Columns,
+    RowMapper,
+)
+from tap_emailtracking.vendors.mailkit.settings import MailkitSettings
+
+LOGGER = logging.getLogger("tap_emailtracking.mailkit")
+UTC = timezone.utc
+UNSORTED = "pages sorted by id (Mailkit sent them out of order)"
+
+
+@dataclass(frozen=True)
+class RawFunction:
+    """A raw report function: its name, its start-id parameter, its id column and its rows."""
+
+    function: str
+    start_parameter: str
+    id_column: str
+    columns: Columns
+
+
+RAW_FUNCTIONS = {
+    "bounces": RawFunction(
+        "mailkit.report.raw.bounces", "ID_undelivered_log", "id_undelivered_log", BOUNCES
+    ),
+    "messages": RawFunction(
+        "mailkit.report.raw.messages", "ID_send_message", "id_send_message", MESSAGES
+    ),
+    "responses": RawFunction("mailkit.report.raw.responses", "ID_log", "id_log", RESPONSES),
+}
+
+
+@dataclass(frozen=True)
+class Page:
+    """The new records of one page, in id order, and the largest id among them."""
+
+    records: list[dict[str, Any]]
+    last_id: int
+
+
+def filter_sets(settings: MailkitSettings) -> list[dict[str, str]]:
+    """Every filter set to walk: each campaign with each send configured (one empty set: all)."""
+    campaigns: Sequence[str | None] = settings.campaign_ids or [None]
+    sends: Sequence[str | None] = settings.send_ids or [None]
+    sets = []
+    for campaign, send in product(campaigns, sends):
+        chosen = {"ID_message": campaign, "ID_send": send}
+        sets.append({k: v for k, v in chosen.items() if v is not None})
+    return sets
+
+
+def filter_key(filters: dict[str, str]) -> str:
+    """A filter set's bookmark key: `all`, or `ID_message=12;ID_send=34`."""
+    return ";".join(f"{k}={v}" for k, v in sorted(filters.items())) or "all"
+
+
+class MailkitExports:
+    """The API client, its call pacing and the row mappers of one sync."""
+
+    def __init__(
+        self,
+        settings: MailkitSettings,
+        *,
+        start_date: date,
+        end_date: date | None,
+        sleep: Any = time.sleep,
+        now: Any = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.start_date = start_date
+        self.end_date = end_date
+        self.now = now
+        budget = RateBudget(
+            VENDOR, min_interval_seconds=settings.raw_call_interval_seconds, sleep=sleep
+        )
+        self.http = VendorHttp(
+            vendor=VENDOR, policy=settings.http_policy(), sleep=sleep, budget=budget
+        )
+        self.client = MailkitClient(settings, self.http)
+        self.formatter = LocalTimeFormatter(zone(settings.timezone))
+        self._campaigns: list[dict[str, Any]] | None = None
+
+    def mapper(self, columns: Columns) -> RowMapper:
+        """A row mapper in the account's time zone."""
+        return RowMapper(columns, self.formatter)
+
+    # -- raw functions ------------------------------------------------------------------------
+
+    def raw_pages(
+        self,
+        kind: str,
+        filters: dict[str, str],
+        after: int | None,
+        *,
+        stream: str,
+    ) -> Iterator[Page]:
+        """Pages of new records after id `after` (None: from the first row), to the end."""
+        raw = RAW_FUNCTIONS[kind]
+        mapper = self.mapper(raw.columns)
+        size = self.settings.page_size
+        label = filter_key(filters)
+        total = 0
+        while True:
+            start = "the first row" if after is None else f"{raw.start_parameter} {after}"
+            what = f"{raw.function} ({label}) from {start}"
+            parameters: dict[str, Any] = {**filters, "limit": size}
+            if after is not None:
+                parameters[raw.start_parameter] = after
+            rows = self.client.call(raw.function, parameters, stream=stream, what=what)
+            if not rows:
+                break
+            records = self._records(rows, mapper, raw, what=what, stream=stream)
+            fresh = [r for r in records if after is None or r[raw.id_column] > after]
+            if fresh:
+                after = fresh[-1][raw.id_column]
+                total += len(fresh)
+                yield Page(fresh, after)
+            elif len(rows) >= size:
+                raise VendorError(
+                    f"{what} answered a full page without a row past {after}",
+                    vendor=VENDOR,
+                    stream=stream,
+                    action="raise mailkit.page_size, or report it to Mailkit support",
+                )
+            if len(rows) < size:
+                break  # the end of the data as this page saw it; later rows wait for next run
+        LOGGER.info("Mailkit: %s (%s): %d new rows", raw.function, label, total)
+
+    def _records(
+        self,
+        rows: list[dict[str, Any]],
+        mapper: RowMapper,
+        raw: RawFunction,
+        *,
+        what: str,
+        stream: str,
+    ) -> list[dict[str, Any]]:
+        """The page's records in ascending id order (sorted, with a warning, if they were not)."""
+        records = []
+        for number, row in enumerate(rows, 1):
+            try:
+                record = mapper.record(row)
+            except BadValueError as exc:
+                raise VendorError(
+                    f"{what}: row {number} cannot be read: {exc}",
+                    vendor=VENDOR,
+                    stream=stream,
+                    action="re-run; if it repeats, report it with this message",
+                ) from None
+            if record[raw.id_column] is None:
+                raise VendorError(
+                    f"{what}: row {number} has no {raw.id_column}",
+                    vendor=VENDOR,
+                    stream=stream,
+                    action="re-run; if it repeats, report it to Mailkit support",
+                )
+            records.append(record)
+        ids = [r[raw.id_column] for r in records]
+        if any(a >= b for a, b in pairwise(ids)):
+            if len(set(ids)) != len(ids):
+                raise VendorError(
+                    f"{what}: the page repeats an id",
+                    vendor=VENDOR,
+                    stream=stream,
+                    action="re-run; if it repeats, report it to Mailkit support",
+                )
+            LOGGER.warning("Mailkit: %s: rows were not in id order; sorted", what)
+            summary.note(VENDOR, UNSORTED)
+            records.sort(key=lambda r: r[raw.id_column])
+        return records
+
+    # -- enumeration --------------------------------------------------------------------------
+
+    def campaigns(self, *, stream: str) -> list[dict[str, Any]]:
+        """Every campaign (or the configured ones), read once per sync."""
+        if self._campaigns is None:
+            mapper = self.mapper(CAMPAIGNS)
+            wanted = self.settings.campaign_ids
+            rows: list[dict[str, Any]] = []
+            for campaign in wanted or [None]:
+                top = None if campaign is None else {"ID_message": campaign}
+                rows += self.client.call("mailkit.campaigns.list", stream=stream, top_level=top)
+            self._campaigns = [
+                self._mapped(mapper, row, "mailkit.campaigns.list", stream) for row in rows
+            ]
+        return self._campaigns
+
+    def sends(self, *, stream: str) -> Iterator[dict[str, Any]]:
+        """Every send of every campaign from start_date to end_date (or today)."""
+        mapper = self.mapper(SENDS)
+        today = self.now().date()
+        until = today if self.end_date is None else min(self.end_date, today)
+        for campaign in self.campaigns(stream=stream):
+            campaign_id = campaign["id_message"]
+            rows = self.client.call(
+                "mailkit.report.campaign",
+                {
+                    "ID_message": campaign_id,
+                    "range_from": self.start_date.isoformat(),
+                    "range_to": until.isoformat(),
+                },
+                stream=stream,
+            )
+            for row in rows:
+                record = self._mapped(mapper, row, "mailkit.report.campaign", stream)
+                record["id_message"] = campaign_id
+                yield record
+
+    def _mapped(
+        self, mapper: RowMapper, row: dict[str, Any], function: str, stream: str
+    ) -> dict[str, Any]:
+        try:
+            return mapper.record(row)
+        except BadValueError as exc:
+            raise VendorError(
+                f"{function} answered a row that cannot be read: {exc}",
+                vendor=VENDOR,
+                stream=stream,
+                action="re-run; if it repeats, report it with this message",
+            ) from None
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.http.close()
