@@ -315,7 +315,7 @@ class PinpointeDataset:
             "ipaddress": sub.ipaddress,
             "customfields": [
                 {"fieldid": fid, "fieldname": name, "fieldvalue": value}
-                for (fid, name), value in zip(CUSTOM_FIELDS, sub.customfields)
+                for (fid, name), value in zip(CUSTOM_FIELDS, sub.customfields, strict=True)
                 if _wanted(name, customfields)
             ],
         }
@@ -441,9 +441,7 @@ class PinpointeDataset:
 
     def sends_in(self, start: int, end: int) -> list[int]:
         """Indexes of the sends whose starttime is in `[start, end)` (epoch seconds)."""
-        return [
-            k for k in range(self.spec.sends) if start <= int(self.send(k)["starttime"]) < end
-        ]
+        return [k for k in range(self.spec.sends) if start <= int(self.send(k)["starttime"]) < end]
 
     def truth(
         self, start: date | None = None, end: date | None = None
