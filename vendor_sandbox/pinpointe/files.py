@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from vendor_sandbox.pinpointe.data import CUSTOM_FIELDS
 
-__all__ = ["CSV_COLUMNS", "write_csv", "write_json"]
+__all__ = ["CSV_COLUMNS", "nested_activity", "write_csv", "write_json"]
 
 CSV_COLUMNS = (
     "subscriberid",
@@ -43,32 +44,33 @@ def write_json(
     """Write `records` to `path`; return how many were written whole.
 
     `count` is needed for the ``object`` holder (its ``count`` comes first). With `malformed`
-    the file ends in the middle of the second record (the first, when there is only one).
+    the file ends in the middle of the second record (fewer: in a made-up one after them).
     """
     if holder not in ("array", "object", "lines"):
         raise ValueError(f"unknown JSON holder {holder!r}")
+    encode = msgspec.json.Encoder().encode
     written = 0
-    with path.open("w", encoding="utf-8", buffering=_BUFFER) as out:
+    with path.open("wb", buffering=_BUFFER) as out:
         if holder == "object":
-            out.write(f'{{"count": "{count if count is not None else 0}", "{key}": [')
+            out.write(f'{{"count": "{count if count is not None else 0}", "{key}": ['.encode())
         elif holder == "array":
-            out.write("[")
+            out.write(b"[")
         for record in records:
-            text = json.dumps(record, ensure_ascii=False)
-            lead = "" if holder == "lines" else ("\n" if written == 0 else ",\n")
+            text = encode(record)
+            lead = b"" if holder == "lines" else (b"\n" if written == 0 else b",\n")
             if malformed and written == 1:
                 out.write(lead + text[: len(text) // 2])
                 return written
-            out.write(lead + text + ("\n" if holder == "lines" else ""))
+            out.write(lead + text + (b"\n" if holder == "lines" else b""))
             written += 1
         if malformed:  # fewer than two records: an object cut short after them
-            out.write("" if holder == "lines" else ("\n" if written == 0 else ",\n"))
-            out.write('{"subscriberid": "1')
+            out.write(b"" if holder == "lines" else (b"\n" if written == 0 else b",\n"))
+            out.write(b'{"subscriberid": "1')
             return written
         if holder == "object":
-            out.write("\n]}\n")
+            out.write(b"\n]}\n")
         elif holder == "array":
-            out.write("\n]\n")
+            out.write(b"\n]\n")
     return written
 
 
