@@ -1035,6 +1035,8 @@ def test_serve_writes_acoustic_into_config_and_ground_truth(tmp_path: Path) -> N
         assert config["acoustic"]["export_mode"] == "bex"
         assert truth["acoustic_email_events"] == AcousticDataset(SPEC).total_events()
         assert "exacttarget_opens" in truth
+        assert config["pinpointe"]["host"].endswith("/pinpointe")
+        assert truth["pinpointe_lists"] == 3
     finally:
         process.terminate()
         process.communicate(timeout=20)

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from vendor_sandbox.jobs import JobSettings
 from vendor_sandbox.pinpointe.api import AUTH_ERROR, JOB_LIMIT_ERROR, JOBS_NOT_FOUND, PinpointeApi
 from vendor_sandbox.pinpointe.data import STREAMS, PinpointeDataset, PinpointeDataSpec, epoch
 from vendor_sandbox.sandbox import Sandbox
@@ -655,6 +656,7 @@ BENCH = """
 import json, resource, sys, time
 from pathlib import Path
 from werkzeug.test import Client
+from vendor_sandbox.jobs import JobSettings
 from vendor_sandbox.pinpointe.api import PinpointeApi
 from vendor_sandbox.pinpointe.data import PinpointeDataset, PinpointeDataSpec
 
@@ -692,3 +694,24 @@ def test_a_million_row_result_file_streams(tmp_path: Path) -> None:
     assert result["records"] >= 1_000_000
     assert result["bytes"] > 100_000_000
     assert result["grew_kb"] < 100_000, result  # < 100 MB while writing ~200 MB of rows
+
+
+def test_timed_jobs_follow_the_clock_not_the_polls(tmp_path: Path) -> None:
+    now = [1000.0]
+    api = PinpointeApi(
+        PinpointeDataset(SPEC),
+        tmp_path / "results",
+        username=USER,
+        usertoken=TOKEN,
+        jobs=JobSettings(queued=(5, 5), running=(10, 10)),
+        clock=lambda: now[0],
+    )
+    with HttpServer(api) as server:
+        pp = Pinpointe(api, server)
+        jid = pp.submit("tag", "1")
+        seen = []
+        for at in (1000.0, 1004.9, 1005.0, 1014.9, 1015.0):
+            now[0] = at
+            seen += [r["status"] for r in records_of(pp.status([jid]))] * 2
+        assert seen == ["waiting"] * 4 + ["processing"] * 4 + ["complete"] * 2
+        assert api.submission_log[0].finished == 1015.0
