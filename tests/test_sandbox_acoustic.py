@@ -1028,13 +1028,15 @@ def test_serve_writes_acoustic_into_config_and_ground_truth(tmp_path: Path) -> N
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
-        assert "vendor sandbox ready (exacttarget, acoustic)" in line, process.stderr
+        assert "vendor sandbox ready (exacttarget, acoustic, pinpointe)" in line, process.stderr
         config = json.loads((folder / "tap-config.json").read_text(encoding="utf-8"))
         truth = json.loads((folder / "ground-truth.json").read_text(encoding="utf-8"))
         assert {"exacttarget", "acoustic"} <= set(config)
         assert config["acoustic"]["export_mode"] == "bex"
         assert truth["acoustic_email_events"] == AcousticDataset(SPEC).total_events()
         assert "exacttarget_opens" in truth
+        assert config["pinpointe"]["host"].endswith("/pinpointe")
+        assert truth["pinpointe_lists"] == 3
     finally:
         process.terminate()
         process.communicate(timeout=20)

@@ -5,13 +5,14 @@ config (`tap-config.json`), the ground truth (`ground-truth.json`, rows per stre
 deliver), the SFTP known_hosts file and the FTPS CA certificate into the folder, then serves until
 interrupted. `ready` in the folder tells scripts the servers are up.
 
-`--vendors` picks the vendors the config and the ground truth cover (default: all of them);
-Acoustic runs in BEX mode, its files already in the SFTP folder `/download`, unless
-`--acoustic-mode raw_recipient_data`.
+`--vendors` picks the vendors the config and the ground truth cover (default: all of them:
+ExactTarget, Acoustic and Pinpointe); Acoustic runs in BEX mode, its files already in the SFTP
+folder `/download`, unless `--acoustic-mode raw_recipient_data`. Pinpointe's JSON API is at
+`<http>/pinpointe/apijson.php`, its result links under `<http>/pinpointe/results/`.
 
 Export jobs finish after a few status polls unless `--exacttarget-job-seconds` /
-`--acoustic-job-seconds` give `QUEUED,RUNNING` seconds, each `N` or `MIN-MAX` (say `2,20-40`;
-each job draws its own from `--seed`); `--exacttarget-job-limit` / `--acoustic-job-limit` refuse
+`--acoustic-job-seconds` / `--pinpointe-job-seconds` give `QUEUED,RUNNING` seconds, each `N` or
+`MIN-MAX` (say `2,20-40`; each job draws its own from `--seed`); `--<vendor>-job-limit` refuses
 submissions while that many jobs are in flight, with the vendor's own error.
 """
 
@@ -27,6 +28,7 @@ from pathlib import Path
 from vendor_sandbox.acoustic.data import AcousticDataset, AcousticDataSpec
 from vendor_sandbox.exacttarget.data import ExactTargetDataset, ExactTargetDataSpec
 from vendor_sandbox.jobs import JobSettings
+from vendor_sandbox.pinpointe.data import PinpointeDataSpec
 from vendor_sandbox.sandbox import DEMO_PORTS, VENDORS, Sandbox, SandboxPorts
 
 
@@ -61,7 +63,7 @@ def _jobs(seconds: str | None, limit: int | None, seed: int) -> JobSettings | No
 
 
 def _add_job_options(serve: argparse.ArgumentParser) -> None:
-    for vendor in ("exacttarget", "acoustic"):
+    for vendor in ("exacttarget", "acoustic", "pinpointe"):
         serve.add_argument(
             f"--{vendor}-job-seconds",
             type=_job_seconds,
@@ -128,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         ports=SandboxPorts() if args.free_ports else DEMO_PORTS,
         exacttarget_jobs=_jobs(args.exacttarget_job_seconds, args.exacttarget_job_limit, args.seed),
         acoustic_jobs=_jobs(args.acoustic_job_seconds, args.acoustic_job_limit, args.seed),
+        pinpointe=PinpointeDataSpec(seed=args.seed),
+        pinpointe_jobs=_jobs(args.pinpointe_job_seconds, args.pinpointe_job_limit, args.seed),
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -9,9 +9,13 @@ root) and Acoustic Campaign (OAuth, BEX REST and XML API under `/acoustic/`, fil
 folder `/download`, SFTP login also as `oauth` + access token). `tap_config()` includes a vendor's
 settings only when `vendors` names it (default: ExactTarget only).
 
-Export jobs (ExactTarget batches, Acoustic Raw Recipient Data Exports) finish after a few status
-polls unless `exacttarget_jobs` / `acoustic_jobs` give durations in seconds; both vendors read
-one clock, so their submission logs can be compared.
+Pinpointe (JSON API at `/pinpointe/apijson.php`, result links under `/pinpointe/results/`,
+served over HTTP with Range) is on by default like Acoustic; `pinpointe=None` leaves it out.
+
+Export jobs (ExactTarget batches, Acoustic Raw Recipient Data Exports, Pinpointe async jobs)
+finish after a few status polls unless `exacttarget_jobs` / `acoustic_jobs` / `pinpointe_jobs`
+give durations in seconds; every vendor reads one clock, so their submission logs can be
+compared.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,8 @@ from vendor_sandbox.exacttarget.api import ExactTargetApi
 from vendor_sandbox.exacttarget.data import KINDS as EXACTTARGET_KINDS
 from vendor_sandbox.exacttarget.data import ExactTargetDataset, ExactTargetDataSpec
 from vendor_sandbox.jobs import JobSettings
+from vendor_sandbox.pinpointe.api import PinpointeApi
+from vendor_sandbox.pinpointe.data import PinpointeDataset, PinpointeDataSpec
 from vendor_sandbox.servers.base import Lifecycle
 from vendor_sandbox.servers.faults import DownloadFaults
 from vendor_sandbox.servers.ftp import FtpServer
@@ -45,7 +51,8 @@ from vendor_sandbox.servers.sftp import SftpServer
 
 EXACTTARGET_PATH = "/exacttarget/integrate.aspx"
 ACOUSTIC_PREFIX = "/acoustic"
-VENDORS = ("exacttarget", "acoustic")
+PINPOINTE_PREFIX = "/pinpointe"
+VENDORS = ("exacttarget", "acoustic", "pinpointe")
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,8 @@ class SandboxCredentials:
     acoustic_refresh_token: str = "sandbox-acoustic-refresh-91ac"
     acoustic_ftp_user: str = "admin@example.com"  # the org admin: ftpUserId and SFTP login
     acoustic_ftp_password: str = "sandbox-acoustic-ftp-pass-3b7d"
+    pinpointe_username: str = "sandbox-pinpointe@example.com"
+    pinpointe_usertoken: str = "sandbox-pinpointe-token-8c3f1e"
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,7 @@ class AcousticBexSetup:
 
 DEFAULT_ACOUSTIC_SPEC = AcousticDataSpec()
 DEFAULT_ACOUSTIC_BEX = AcousticBexSetup()
+DEFAULT_PINPOINTE_SPEC = PinpointeDataSpec()
 
 
 class _Router:
@@ -132,6 +142,9 @@ class Sandbox(Lifecycle):
         rrde_polls_until_complete: int = 3,
         exacttarget_jobs: JobSettings | None = None,
         acoustic_jobs: JobSettings | None = None,
+        pinpointe: PinpointeDataSpec | None = DEFAULT_PINPOINTE_SPEC,
+        pinpointe_jobs: JobSettings | None = None,
+        pinpointe_polls_until_complete: int = 3,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Build every server (nothing listens before `start`).
@@ -139,8 +152,10 @@ class Sandbox(Lifecycle):
         Acoustic (unless `acoustic` is None): with `acoustic_bex` the org has that BEX definition
         and its files up to `acoustic_files_until` (default: the end of the data) are in
         `/download` at once; creating or updating a definition through the API rotates up to
-        the same time. `exacttarget_jobs` / `acoustic_jobs`: job durations and limits (default:
-        done after `inquiries_until_complete` / `rrde_polls_until_complete` polls, no limit).
+        the same time. `exacttarget_jobs` / `acoustic_jobs` / `pinpointe_jobs`: job durations
+        and limits (default: done after `inquiries_until_complete` / `rrde_polls_until_complete`
+        / `pinpointe_polls_until_complete` status reports, no limit). Pinpointe (unless
+        `pinpointe` is None) writes its result files under `root / "pinpointe-results"`.
         """
         self.root = root
         self.files_root = root / "files"
@@ -186,6 +201,22 @@ class Sandbox(Lifecycle):
             if acoustic_bex is not None:
                 self.acoustic_api.create_definition(self._acoustic_definition(acoustic_bex))
             router.routes.append((ACOUSTIC_PREFIX + "/", self.acoustic_api))
+        self.pinpointe_spec = pinpointe
+        self.pinpointe_dataset: PinpointeDataset | None = None
+        self.pinpointe_api: PinpointeApi | None = None
+        if pinpointe is not None:
+            self.pinpointe_dataset = PinpointeDataset(pinpointe)
+            self.pinpointe_api = PinpointeApi(
+                self.pinpointe_dataset,
+                root / "pinpointe-results",
+                username=creds.pinpointe_username,
+                usertoken=creds.pinpointe_usertoken,
+                prefix=PINPOINTE_PREFIX,
+                polls_until_complete=pinpointe_polls_until_complete,
+                jobs=pinpointe_jobs,
+                clock=clock,
+            )
+            router.routes.append((PINPOINTE_PREFIX + "/", self.pinpointe_api))
         self.http = HttpServer(router, port=ports.http)
         self.sftp = SftpServer(
             self.files_root,
@@ -270,12 +301,14 @@ class Sandbox(Lifecycle):
         vendors: Iterable[str] = ("exacttarget",),
         acoustic_mode: str = "bex",
         acoustic_overrides: dict[str, Any] | None = None,
+        pinpointe_overrides: dict[str, Any] | None = None,
         **exacttarget: Any,
     ) -> dict[str, Any]:
         """A complete tap config covering the whole data range of the `vendors` it includes.
 
         `protocol` and `**exacttarget` shape the ExactTarget settings; `acoustic_mode` and
-        `acoustic_overrides` the Acoustic ones (see `acoustic_config`).
+        `acoustic_overrides` the Acoustic ones (see `acoustic_config`); `pinpointe_overrides`
+        the Pinpointe ones (see `pinpointe_config`).
         """
         chosen = self._vendors(vendors)
         starts, ends = [], []
@@ -289,6 +322,11 @@ class Sandbox(Lifecycle):
             starts.append(spec.start)
             ends.append(spec.end)
             config["acoustic"] = self.acoustic_config(acoustic_mode, **(acoustic_overrides or {}))
+        if "pinpointe" in chosen:
+            pinpointe = self._pinpointe_parts()[0].spec
+            starts.append(pinpointe.start)
+            ends.append(pinpointe.end)
+            config["pinpointe"] = self.pinpointe_config(**(pinpointe_overrides or {}))
         return {
             "start_date": min(starts).isoformat(),
             "end_date": max(ends).isoformat(),
@@ -319,6 +357,8 @@ class Sandbox(Lifecycle):
             out.update({f"exacttarget_{kind}": counts[kind] for kind in EXACTTARGET_KINDS})
         if "acoustic" in chosen:
             out["acoustic_email_events"] = len(self.acoustic_truth(acoustic_mode))
+        if "pinpointe" in chosen:
+            out.update(self._pinpointe_parts()[0].counts())
         return out
 
     # -- Acoustic -------------------------------------------------------------------------------
@@ -330,6 +370,8 @@ class Sandbox(Lifecycle):
             raise ValueError(f"unknown vendors {sorted(unknown)}; known: {', '.join(VENDORS)}")
         if "acoustic" in chosen and self.acoustic_api is None:
             raise ValueError("this sandbox was built with acoustic=None")
+        if "pinpointe" in chosen and self.pinpointe_api is None:
+            raise ValueError("this sandbox was built with pinpointe=None")
         return chosen
 
     def _acoustic_parts(self) -> tuple[AcousticDataset, AcousticApi]:
@@ -474,3 +516,42 @@ class Sandbox(Lifecycle):
     def acoustic_truth_by_file(self) -> dict[str, list[dict[str, str]]]:
         """BEX rows per complete file now in `/download` (file name -> rows in file order)."""
         return self._acoustic_parts()[1].bex_truth()
+
+    # -- Pinpointe ------------------------------------------------------------------------------
+
+    def _pinpointe_parts(self) -> tuple[PinpointeDataset, PinpointeApi]:
+        if self.pinpointe_dataset is None or self.pinpointe_api is None:
+            raise ValueError("this sandbox was built with pinpointe=None")
+        return self.pinpointe_dataset, self.pinpointe_api
+
+    def pinpointe_config(self, **overrides: Any) -> dict[str, Any]:
+        """The tap's `pinpointe` settings for this sandbox, fast polling for tests."""
+        self._pinpointe_parts()
+        creds = self.credentials
+        config: dict[str, Any] = {
+            "host": self.http.url + PINPOINTE_PREFIX,
+            "username": creds.pinpointe_username,
+            "usertoken": creds.pinpointe_usertoken,
+            "notify_type": "email",
+            "notify_value": "exports@example.com",
+            "poll_interval_seconds": 0.01,
+            "poll_max_interval_seconds": 0.05,
+            "job_deadline_seconds": 30,
+            "request_timeout_seconds": 10,
+            "max_attempts": 3,
+        }
+        config.update(overrides)
+        return config
+
+    def pinpointe_truth(
+        self, start: date | None = None, end: date | None = None
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Raw records per tap stream (`pinpointe_lists` ... `pinpointe_newsletter_activity`)
+        a sync of `[start, end)` must deliver; default: the config's range (the data's)."""
+        return self._pinpointe_parts()[0].truth(start, end)
+
+    def pinpointe_counts(
+        self, start: date | None = None, end: date | None = None
+    ) -> dict[str, int]:
+        """`len` of each `pinpointe_truth` list, without building the records."""
+        return self._pinpointe_parts()[0].counts(start, end)

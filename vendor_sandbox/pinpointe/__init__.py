@@ -1,0 +1,1 @@
+"""Pinpointe (JSON API `apijson.php`): the seeded account generator and the WSGI app."""
