@@ -88,6 +88,9 @@ ASYNC_CALLS: dict[str, tuple[str, str, str, bool]] = {
     "activity": ("Newsletters", "GetNewsletterContactDataSummaryAsync", "stat", False),
 }
 UNIT_COLUMNS = {"lists": "list_id", "segments": "segment_id", "tags": "tag_id"}
+# kind -> the word naming its units in the ledger (`list:12`, `send:5001`), and back.
+UNIT_WORDS = {"lists": "list", "segments": "segment", "tags": "tag", "activity": "send"}
+UNIT_KINDS = {word: kind for kind, word in UNIT_WORDS.items()}
 SUBSCRIBER_OPTIONS = {"status": "any", "include_membership": True, "customfields": "all"}
 
 
@@ -249,9 +252,10 @@ class PinpointeExports:
         options: Mapping[str, Any] | None = None,
         info: Mapping[str, Any] | None = None,
     ) -> Unit:
-        """A unit of work: `<kind>:<id>` in the ledger, its job, and what it keeps in state."""
+        """A unit of work: `list:<id>` (`segment:`, `tag:`, `send:`) in the ledger, its job, and
+        what it keeps in state."""
         job = AsyncExport(self, kind, unit_id, options=options or {}, stream=stream)
-        return Unit(f"{kind}:{unit_id}", job, label, stream, dict(info or {}))
+        return Unit(f"{UNIT_WORDS[kind]}:{unit_id}", job, label, stream, dict(info or {}))
 
     def start_jobs(self) -> None:
         """The sync starts: submit (or resume) the first export jobs now."""
@@ -328,7 +332,8 @@ class PinpointeExports:
         subject: str,
         stream: str,
     ) -> Iterator[dict[str, Any]]:
-        kind, unit_id = unit.key.split(":", 1)
+        word, unit_id = unit.key.split(":", 1)
+        kind = UNIT_KINDS[word]
         job_id = str(entry.get("job_id", ""))
         started = time.monotonic()
         count = 0

@@ -5,7 +5,7 @@ Replication, per stream (README and docs/pinpointe.md say what a target should d
 * lists, segments, tags: read in full each run (small; keyed by id, so targets upsert).
 * newsletter sends: from the last send read, less `activity_lookback_days`.
 * list subscribers: incremental by the day a subscriber was added (`startdate`/`enddate` of
-  GetListSubscribersAsync), per list; the last day read is read again next run. Status changes
+  GetListSubscribersAsync), per list; today, not being over, is read again next run. Status changes
   of earlier subscribers are not seen: select FULL_TABLE for a full snapshot.
 * segment and tag subscribers: a snapshot each run (the calls offer no date filter), every row
   stamped with its job's `snapshot_at`. A snapshot interrupted by a failure or a kill is finished
@@ -27,6 +27,7 @@ from tap_emailtracking.jobs import Unit
 from tap_emailtracking.streams import ExportStream, load_schema
 from tap_emailtracking.vendors.pinpointe import schemas
 from tap_emailtracking.vendors.pinpointe.export import SUBSCRIBER_OPTIONS, send_order
+from tap_emailtracking.windows import DateWindow, next_start
 
 if TYPE_CHECKING:
     from singer_sdk import Tap
@@ -168,7 +169,7 @@ class ListSubscribersStream(ExportJobStream):
         units = []
         lists = exports.listing("lists", stream=self.name)
         for list_id in _ids(exports.settings.list_ids, lists, "list_id"):
-            entry = exports.ledger.get(f"lists:{list_id}") or {}
+            entry = exports.ledger.get(f"list:{list_id}") or {}
             start = str(entry.get("startdate") or since.get(list_id) or exports.start_date)
             end = str(entry.get("enddate") or (last + timedelta(days=1)).isoformat())
             start_day, end_day = date.fromisoformat(start), date.fromisoformat(end)
@@ -194,10 +195,11 @@ class ListSubscribersStream(ExportJobStream):
     def commit_unit(self, unit: Unit, then: Any) -> None:
         list_id = unit.key.split(":", 1)[1]
         since = dict(self.stream_state.get("added_since") or {})
-        # The last day read is read again: it may not have been over.
-        since[list_id] = (
-            date.fromisoformat(str(unit.info["enddate"])) - timedelta(days=1)
-        ).isoformat()
+        # The next day to read: the day after the range, unless that range reached today (the
+        # day is not over: it is read again).
+        last_day = date.fromisoformat(str(unit.info["enddate"])) - timedelta(days=1)
+        today = datetime.now(UTC).date()
+        since[list_id] = next_start(DateWindow(last_day, last_day), today).isoformat()
         self.commit("added_since", since, then=then)
 
 
