@@ -8,11 +8,11 @@ Steps (each prints a header):
 1. `.venv`: the tap and the vendor sandbox (`pip install -e .[sandbox]`).
 2. `.venv-meltano`: Meltano in its own venv (it pins its own dependencies).
 3. Start the vendor sandbox (`python -m vendor_sandbox serve --dir .sandbox`, fixed ports; it serves
-   ExactTarget and Acoustic) and wait for `.sandbox/ready`.
+   ExactTarget, Acoustic and Pinpointe) and wait for `.sandbox/ready`.
 4. Clean slate: remove `output/emailtracking.duckdb` and clear the Meltano state of the pipeline.
 5. `meltano install`, then `meltano run tap-emailtracking target-duckdb`.
 6. Count the rows of every table in DuckDB and compare them with `.sandbox/ground-truth.json`
-   (the ten ExactTarget tables and `acoustic_email_events`). A table the ground truth names but
+   (the ten ExactTarget tables, `acoustic_email_events` and the eight Pinpointe tables). A table the ground truth names but
    DuckDB lacks fails the check, and so does a missing vendor in the ground truth.
 
 Exits non-zero when a step fails or any table differs from the ground truth. The sandbox is always
@@ -45,7 +45,7 @@ ENVIRONMENT = "sandbox"
 STATE_ID = f"{ENVIRONMENT}:tap-emailtracking-to-target-duckdb"
 TARGET_SCHEMA = "tap_emailtracking"  # meltano.yml: target-duckdb default_target_schema
 SANDBOX_READY_SECONDS = 180
-VENDORS = "exacttarget,acoustic"  # what the sandbox serves, configures and counts
+VENDORS = "exacttarget,acoustic,pinpointe"  # what the sandbox serves, configures and counts
 # Every table the demo must fill (the ground truth must name each one, too).
 EXPECTED_TABLES = (
     "exacttarget_jobs",
@@ -59,6 +59,14 @@ EXPECTED_TABLES = (
     "exacttarget_conversions",
     "exacttarget_survey_responses",
     "acoustic_email_events",
+    "pinpointe_lists",
+    "pinpointe_segments",
+    "pinpointe_tags",
+    "pinpointe_newsletter_sends",
+    "pinpointe_list_subscribers",
+    "pinpointe_segment_subscribers",
+    "pinpointe_tag_subscribers",
+    "pinpointe_newsletter_activity",
 )
 
 COUNT_ROWS = """
