@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -168,6 +169,10 @@ class PinpointeApi(JobBoardCounters):
         self.jobs = JobBoard(clock, jobs)
         self.requests: list[dict[str, Any]] = []
         self.files: list[Path] = []
+        # Benchmarks: a job asking exactly what an earlier one asked gets a hard link to its file
+        # (writing a million-row file takes seconds and would be timed as the tap's).
+        self.reuse_results = False
+        self._written: dict[str, tuple[Path, int]] = {}
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.RLock()
 
@@ -512,6 +517,14 @@ class PinpointeApi(JobBoardCounters):
         partial = self.results_dir / f".{name}.part"
         malformed = job.unit in self.faults.malformed_units
         holder = self.shapes.json_holder or _ASYNC[kind][5]
+        same = json.dumps([kind, ids, options, vars(self.shapes), malformed], default=str)
+        if self.reuse_results and same in self._written:
+            earlier, written = self._written[same]
+            os.link(earlier, final)
+            self.files.append(final)
+            job.file, job.records, job.status = name, written, self.shapes.done_word
+            self.jobs.finish(job.job_id)
+            return
         if kind == "send":
             records: Iterator[dict[str, Any]] = self._activity_records(job)
             count = self._activity_count(job) if holder == "object" else None
@@ -530,6 +543,7 @@ class PinpointeApi(JobBoardCounters):
                     partial, subscribers, holder=holder, count=count, malformed=malformed
                 )
         partial.replace(final)
+        self._written[same] = (final, written)
         self.files.append(final)
         job.file, job.records, job.status = name, written, self.shapes.done_word
         self.jobs.finish(job.job_id)
