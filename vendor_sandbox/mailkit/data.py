@@ -296,7 +296,7 @@ class MailkitDataset:
         return self._before(function, self.spec.messages)
 
     def count(self, function: str, grown: Mapping[str, int] | None = None) -> int:
-        return self.base_count(function) + (grown or self.grown).get(function, 0)
+        return self.base_count(function) + (self.grown if grown is None else grown).get(function, 0)
 
     def grow(self, function: str, rows: int) -> None:
         """Append `rows` rows at the end of a raw function's id range."""
