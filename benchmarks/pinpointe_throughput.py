@@ -43,7 +43,7 @@ SUBSCRIBER_STREAMS = (
 ACTIVITY = "pinpointe_newsletter_activity"
 SENDS = 20
 EVENTS_PER_RECIPIENT = 1.67  # the generator's mean (60% active, opens 1-3, clicks 45%)
-MEMBERSHIPS_PER_SUBSCRIBER = 2.5  # 1.3 list + 2 x 0.35 segment + 2 x 0.25 tag memberships
+MEMBERSHIPS_PER_SUBSCRIBER = 1.85  # list, segment and tag rows per subscriber (measured)
 
 BASELINE = r"""
 import json, sys

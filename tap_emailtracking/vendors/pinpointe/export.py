@@ -395,11 +395,15 @@ class PinpointeExports:
         """JSON (array, holder or lines) or, when it starts with neither, CSV with a header."""
         head = cast(Any, handle).peek(256).lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
         if head in (b"[", b"{", b""):
-            for raw in JsonRecords(
-                handle, limits=self.limits, vendor=VENDOR, stream_name=stream, subject=subject
-            ):
-                if not is_empty_holder(raw):
-                    yield raw
+            records = iter(
+                JsonRecords(
+                    handle, limits=self.limits, vendor=VENDOR, stream_name=stream, subject=subject
+                )
+            )
+            first = next(records, None)
+            if first is not None and not is_empty_holder(first):  # an empty result's holder
+                yield first
+            yield from records
             return
         reader = DelimitedReader(
             handle,

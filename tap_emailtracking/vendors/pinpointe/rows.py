@@ -28,11 +28,39 @@ def utc_time(value: object) -> str | None:
     """Epoch seconds, Zulu, ISO with an offset, `YYYY-MM-DD HH:MM:SS` (UTC) or `YYYYMMDD`.
 
     An 8-digit number that is a valid date is read as `YYYYMMDD` (as an epoch it would fall in
-    1970); "0" and empty mean no time.
+    1970); "0" and empty mean no time. Exports hold millions of times: the common spellings
+    take a fast path (the C parser checks them, the text is cut rather than formatted).
     """
     if value is None or isinstance(value, bool):
         return None
-    text = str(value).strip()
+    text = value if isinstance(value, str) else str(value)
+    size = len(text)
+    if size == 10 and text.isdigit():  # epoch seconds (2001-2286)
+        return _epoch_time(int(text))
+    if 19 <= size <= 20 and text[10] in " T" and (size == 19 or text[19] in "Zz"):
+        try:
+            datetime.fromisoformat(text[:19])  # checks it (C), no object kept
+        except ValueError:
+            pass
+        else:
+            return f"{text[:10]}T{text[11:19]}+00:00"
+    return _any_time(text.strip())
+
+
+_DAYS: dict[int, str] = {}
+
+
+def _epoch_time(seconds: int) -> str:
+    """Epoch seconds as UTC ISO text, the day's text cached."""
+    days, rest = divmod(seconds, 86_400)
+    day = _DAYS.get(days)
+    if day is None:
+        day = _DAYS[days] = datetime.fromtimestamp(days * 86_400, UTC).date().isoformat()
+    hours, rest = divmod(rest, 3600)
+    return f"{day}T{hours:02d}:{rest // 60:02d}:{rest % 60:02d}+00:00"
+
+
+def _any_time(text: str) -> str | None:
     if text.lower() in NULL_WORDS:
         return None
     if _DIGITS.match(text):
@@ -45,13 +73,12 @@ def utc_time(value: object) -> str | None:
         seconds = float(text)
         if seconds > 1e11:  # milliseconds
             seconds /= 1000
-        moment = datetime.fromtimestamp(seconds, UTC)
-    else:
-        try:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-        except ValueError:
-            raise BadValueError(f"the time {text[:40]!r} is in no known format") from None
-        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return _epoch_time(int(seconds))
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise BadValueError(f"the time {text[:40]!r} is in no known format") from None
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     return moment.isoformat(timespec="seconds")
 
 
@@ -165,22 +192,63 @@ CUSTOM_FIELD_NAME = ("fieldname", "name", "field_name", "fieldid")
 CUSTOM_FIELD_VALUE = ("fieldvalue", "value", "data", "field_value")
 
 
+Plan = tuple[tuple[tuple[str, str, Convert], ...], tuple[str, ...], dict[str, str]]
+ROLES = {"customfields": "customfields", "membership": "membership", "opens": "opens"}
+ROLES |= {"clicks": "clicks", "tags": "membership", "lists": "membership"}
+
+
+class FieldMapper:
+    """Vendor records to (typed columns, extra, special members), planned once per key set.
+
+    Records of one file share their keys, so the case-insensitive matching is done once per set
+    of keys, not once per record. `roles` names members the caller reads itself (custom fields,
+    membership, nested events); `skip` names members dropped (the unit's own id).
+    """
+
+    def __init__(
+        self, fields: Fields, *, skip: frozenset[str] = frozenset(), roles: bool = False
+    ) -> None:
+        self.fields = fields
+        self.skip = skip
+        self.roles = roles
+        self.template: dict[str, Any] = dict.fromkeys(column for column, _ in fields.values())
+        self._plans: dict[tuple[str, ...], Plan] = {}
+
+    def plan(self, keys: tuple[str, ...]) -> Plan:
+        """How records with these keys map: (key, column, converter)s, extra keys, roles."""
+        plan = self._plans.get(keys)
+        if plan is None:
+            known, extra, roles = [], [], {}
+            for key in keys:
+                name = str(key).lower()
+                if name in self.fields:
+                    column, convert = self.fields[name]
+                    known.append((key, column, convert))
+                elif self.roles and name in ROLES:
+                    roles[ROLES[name]] = key
+                elif name not in self.skip:
+                    extra.append(key)
+            plan = self._plans[keys] = (tuple(known), tuple(extra), roles)
+        return plan
+
+    def map(self, raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None, Plan]:
+        """(typed columns, extra or None, the plan) of one record."""
+        plan = self.plan(tuple(raw))
+        record = self.template.copy()
+        for key, column, convert in plan[0]:
+            converted = convert(raw[key])
+            if converted is not None or record[column] is None:
+                record[column] = converted
+        extra = {str(key): raw[key] for key in plan[1]} if plan[1] else None
+        return record, extra, plan
+
+
 def map_fields(
     raw: Mapping[str, Any], fields: Fields, *, skip: frozenset[str] = frozenset()
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(typed columns, extra) of one vendor record; every column of `fields` is present."""
-    record: dict[str, Any] = dict.fromkeys((column for column, _ in fields.values()), None)
-    extra: dict[str, Any] = {}
-    for key, value in raw.items():
-        name = str(key).lower()
-        known = fields.get(name)
-        if known is not None:
-            converted = known[1](value)
-            if converted is not None or record[known[0]] is None:
-                record[known[0]] = converted
-        elif name not in skip:
-            extra[str(key)] = value
-    return record, extra
+    record, extra, _ = FieldMapper(fields, skip=skip).map(raw)
+    return record, extra or {}
 
 
 def listing_record(raw: Mapping[str, Any], fields: Fields) -> dict[str, Any]:
@@ -202,6 +270,10 @@ def custom_fields(value: object) -> dict[str, Any] | None:
         for item in value:
             if not isinstance(item, Mapping):
                 raise BadValueError("customfields holds something that is not a field object")
+            if "fieldname" in item and "fieldvalue" in item and item["fieldname"]:
+                found = item["fieldvalue"]
+                out[str(item["fieldname"])] = None if found == "" else found
+                continue
             lowered = {str(k).lower(): v for k, v in item.items()}
             name = next((lowered[k] for k in CUSTOM_FIELD_NAME if lowered.get(k)), None)
             if name is None:
@@ -212,23 +284,25 @@ def custom_fields(value: object) -> dict[str, Any] | None:
     raise BadValueError("customfields is neither a list nor an object")
 
 
+SUBSCRIBERS = FieldMapper(SUBSCRIBER_FIELDS, skip=UNIT_ID_FIELDS, roles=True)
+
+
 def subscriber_record(
     raw: Mapping[str, Any], *, unit_column: str, unit_id: str, snapshot_at: str, job_id: str
 ) -> dict[str, Any]:
     """One member of a list, segment or tag, stamped with its export's snapshot time."""
-    record, extra = map_fields(raw, SUBSCRIBER_FIELDS, skip=UNIT_ID_FIELDS)
-    customs = extra.pop("customfields", None)
-    for key in [k for k in extra if k.lower() == "customfields"]:
-        customs = extra.pop(key)
-    membership = None
-    for key in [k for k in extra if k.lower() in ("membership", "tags", "lists")]:
-        membership = extra.pop(key)
+    record, extra, (_, _, roles) = SUBSCRIBERS.map(raw)
     if not record["subscriber_id"]:
         raise BadValueError("a subscriber without subscriberid")
+    for role in ("opens", "clicks"):  # not subscriber members: kept as sent
+        if role in roles:
+            extra = {**(extra or {}), roles[role]: raw[roles[role]]}
+    customs = roles.get("customfields")
+    membership = roles.get("membership")
     record[unit_column] = unit_id
-    record["custom_fields"] = custom_fields(customs)
-    record["membership"] = membership
-    record["extra"] = extra or None
+    record["custom_fields"] = None if customs is None else custom_fields(raw[customs])
+    record["membership"] = None if membership is None else raw[membership]
+    record["extra"] = extra
     record["snapshot_at"] = snapshot_at
     record["source_job_id"] = job_id
     return record
@@ -260,41 +334,42 @@ class ActivityMapper:
         self.stat_id = stat_id
         self.job_id = job_id
         self._ordinals: dict[tuple[Any, ...], int] = {}
+        self._fields = FieldMapper(ACTIVITY_FIELDS, skip=UNIT_ID_FIELDS, roles=True)
 
     def records(self, raw: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         """The events of one result record: itself (flat), or its opens and clicks (nested)."""
-        nested = {str(k).lower(): v for k, v in raw.items() if str(k).lower() in NESTED_EVENTS}
+        roles = self._fields.plan(tuple(raw))[2]
+        nested = {role: roles[role] for role in ("opens", "clicks") if role in roles}
         if not nested:
             yield self._event(raw, None)
             return
-        contact = {k: v for k, v in raw.items() if str(k).lower() not in NESTED_EVENTS}
-        for name, event_type in NESTED_EVENTS.items():
-            events = nested.get(name) or []
+        contact = {k: v for k, v in raw.items() if k not in nested.values()}
+        for role, key in nested.items():
+            events = raw[key] or []
             if not isinstance(events, list):
-                raise BadValueError(f"{name} is not a list of events")
+                raise BadValueError(f"{key} is not a list of events")
             for event in events:
                 fields = event if isinstance(event, Mapping) else {"time": event}  # a bare time
-                yield self._event({**contact, **fields}, event_type)
+                yield self._event({**contact, **fields}, NESTED_EVENTS[role])
 
     def _event(self, raw: Mapping[str, Any], event_type: str | None) -> dict[str, Any]:
-        record, extra = map_fields(raw, ACTIVITY_FIELDS, skip=UNIT_ID_FIELDS)
-        if event_type is not None:
-            record["event_type"] = event_type
-        if record["event_type"]:
-            record["event_type"] = str(record["event_type"]).strip().lower()
-        for column in ("subscriber_id", "event_type", "event_at"):
-            if not record[column]:
-                raise BadValueError(f"an activity record without {column}")
-        identity = (
-            record["subscriber_id"],
-            record["event_type"],
-            record["event_at"],
-            record["url"],
-        )
+        record, extra, (_, _, roles) = self._fields.map(raw)
+        for key in roles.values():  # custom fields or membership beside an event: kept
+            extra = {**(extra or {}), key: raw[key]}
+        kind = event_type or record["event_type"]
+        if kind:
+            kind = record["event_type"] = kind.strip().lower()
+        subscriber, at = record["subscriber_id"], record["event_at"]
+        if not subscriber or not kind or not at:
+            missing = (
+                "subscriber_id" if not subscriber else "event_type" if not kind else "event_at"
+            )
+            raise BadValueError(f"an activity record without {missing}")
+        identity = (subscriber, kind, at, record["url"])
         ordinal = self._ordinals.get(identity, 0)
         self._ordinals[identity] = ordinal + 1
         record["stat_id"] = self.stat_id
         record["ordinal"] = ordinal
-        record["extra"] = extra or None
+        record["extra"] = extra
         record["source_job_id"] = self.job_id
         return record
