@@ -4,7 +4,8 @@
 
 For each size it starts the vendor sandbox (Pinpointe only) with an account sized so that about
 40% of the rows are subscribers (two lists, two segments, two tags) and 60% are contact activity
-(20 sends), then runs
+(20 sends per million rows: one send's file, which bounds the tap's memory since activity
+ordinals are counted per file, is the same size at every scale), then runs
 
 * the tap (`python -m tap_emailtracking`, RECORDs to /dev/null): it lists lists, segments, tags
   and sends, submits one async export per unit (up to 10 in flight), polls AsyncJobStatus,
@@ -41,7 +42,7 @@ SUBSCRIBER_STREAMS = (
     "pinpointe_tag_subscribers",
 )
 ACTIVITY = "pinpointe_newsletter_activity"
-SENDS = 20
+SENDS_PER_MILLION = 20  # a bigger account has more sends; each send's file stays the same size
 EVENTS_PER_RECIPIENT = 1.67  # the generator's mean (60% active, opens 1-3, clicks 45%)
 MEMBERSHIPS_PER_SUBSCRIBER = 1.85  # list, segment and tag rows per subscriber (measured)
 
@@ -72,14 +73,15 @@ print(rows)
 
 def spec_for(rows: int) -> PinpointeDataSpec:
     """An account with about `rows` subscriber and activity rows (40% / 60%)."""
+    sends = max(1, round(rows * SENDS_PER_MILLION / 1_000_000))
     subscribers = max(1000, round(rows * 0.4 / MEMBERSHIPS_PER_SUBSCRIBER))
-    recipients = min(subscribers, round(rows * 0.6 / EVENTS_PER_RECIPIENT / SENDS))
+    recipients = min(subscribers, round(rows * 0.6 / EVENTS_PER_RECIPIENT / sends))
     return PinpointeDataSpec(
         lists=2,
         segments=2,
         tags=2,
         subscribers=subscribers,
-        sends=SENDS,
+        sends=sends,
         recipients_per_send=recipients,
     )
 

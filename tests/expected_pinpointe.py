@@ -96,18 +96,13 @@ def subscriber(unit_column: str, unit_key: str, raw: dict[str, Any]) -> dict[str
 
 
 def activity(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Flat activity rows (file order) with their ordinals among identical events of a send."""
+    """Flat activity rows (file order), each with its ordinal among the send's events of the
+    same contact, type and second."""
     seen: Counter[tuple[Any, ...]] = Counter()
     out = []
     for raw in rows:
         event_at = iso(raw["eventtime"])
-        identity = (
-            raw["statid"],
-            raw["subscriberid"],
-            raw["eventtype"],
-            event_at,
-            raw.get("linkurl"),
-        )
+        identity = (raw["statid"], raw["subscriberid"], raw["eventtype"], event_at)
         out.append(
             {
                 "stat_id": raw["statid"],

@@ -98,6 +98,12 @@ def test_identical_events_get_ordinals_and_nested_contacts_explode() -> None:
         ("open", 1, None),
         ("click", 0, "https://x.example/"),
     ]
+    # Two clicks in one second on different links: two rows, the key told apart by the ordinal.
+    links = [
+        {"subscriberid": "4", "type": "click", "time": "1704103300", "linkurl": url}
+        for url in ("https://a.example/", "https://b.example/")
+    ]
+    assert [next(iter(mapper.records(raw)))["ordinal"] for raw in links] == [0, 1]
     with pytest.raises(BadValueError):
         list(mapper.records({"subscriberid": "3", "eventtype": "open"}))
 

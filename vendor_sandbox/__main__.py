@@ -6,9 +6,10 @@ deliver), the SFTP known_hosts file and the FTPS CA certificate into the folder,
 interrupted. `ready` in the folder tells scripts the servers are up.
 
 `--vendors` picks the vendors the config and the ground truth cover (default: all of them:
-ExactTarget, Acoustic and Pinpointe); Acoustic runs in BEX mode, its files already in the SFTP
-folder `/download`, unless `--acoustic-mode raw_recipient_data`. Pinpointe's JSON API is at
-`<http>/pinpointe/apijson.php`, its result links under `<http>/pinpointe/results/`.
+ExactTarget, Acoustic, Pinpointe and Mailkit); Acoustic runs in BEX mode, its files already in the
+SFTP folder `/download`, unless `--acoustic-mode raw_recipient_data`. Pinpointe's JSON API is at
+`<http>/pinpointe/apijson.php`, its result links under `<http>/pinpointe/results/`; Mailkit's
+at `<http>/mailkit/json.fcgi`.
 
 Export jobs finish after a few status polls unless `--exacttarget-job-seconds` /
 `--acoustic-job-seconds` / `--pinpointe-job-seconds` give `QUEUED,RUNNING` seconds, each `N` or
@@ -23,13 +24,20 @@ import json
 import signal
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from vendor_sandbox.acoustic.data import AcousticDataset, AcousticDataSpec
 from vendor_sandbox.exacttarget.data import ExactTargetDataset, ExactTargetDataSpec
 from vendor_sandbox.jobs import JobSettings
 from vendor_sandbox.pinpointe.data import PinpointeDataSpec
-from vendor_sandbox.sandbox import DEMO_PORTS, VENDORS, Sandbox, SandboxPorts
+from vendor_sandbox.sandbox import (
+    DEFAULT_MAILKIT_SPEC,
+    DEMO_PORTS,
+    VENDORS,
+    Sandbox,
+    SandboxPorts,
+)
 
 
 def _vendors(raw: str) -> tuple[str, ...]:
@@ -131,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         exacttarget_jobs=_jobs(args.exacttarget_job_seconds, args.exacttarget_job_limit, args.seed),
         acoustic_jobs=_jobs(args.acoustic_job_seconds, args.acoustic_job_limit, args.seed),
         pinpointe=PinpointeDataSpec(seed=args.seed),
+        mailkit=replace(DEFAULT_MAILKIT_SPEC, seed=args.seed),
         pinpointe_jobs=_jobs(args.pinpointe_job_seconds, args.pinpointe_job_limit, args.seed),
     )
     stop = threading.Event()

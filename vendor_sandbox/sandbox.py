@@ -41,6 +41,8 @@ from vendor_sandbox.exacttarget.api import ExactTargetApi
 from vendor_sandbox.exacttarget.data import KINDS as EXACTTARGET_KINDS
 from vendor_sandbox.exacttarget.data import ExactTargetDataset, ExactTargetDataSpec
 from vendor_sandbox.jobs import JobSettings
+from vendor_sandbox.mailkit.api import MailkitApi
+from vendor_sandbox.mailkit.data import MailkitDataset, MailkitDataSpec
 from vendor_sandbox.pinpointe.api import PinpointeApi
 from vendor_sandbox.pinpointe.data import PinpointeDataset, PinpointeDataSpec
 from vendor_sandbox.servers.base import Lifecycle
@@ -52,7 +54,8 @@ from vendor_sandbox.servers.sftp import SftpServer
 EXACTTARGET_PATH = "/exacttarget/integrate.aspx"
 ACOUSTIC_PREFIX = "/acoustic"
 PINPOINTE_PREFIX = "/pinpointe"
-VENDORS = ("exacttarget", "acoustic", "pinpointe")
+MAILKIT_PREFIX = "/mailkit"
+VENDORS = ("exacttarget", "acoustic", "pinpointe", "mailkit")
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,8 @@ class SandboxCredentials:
     acoustic_ftp_password: str = "sandbox-acoustic-ftp-pass-3b7d"
     pinpointe_username: str = "sandbox-pinpointe@example.com"
     pinpointe_usertoken: str = "sandbox-pinpointe-token-8c3f1e"
+    mailkit_client_id: str = "418911"
+    mailkit_client_md5: str = "sandbox-mailkit-md5-6d0a91c2"
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,8 @@ class AcousticBexSetup:
 DEFAULT_ACOUSTIC_SPEC = AcousticDataSpec()
 DEFAULT_ACOUSTIC_BEX = AcousticBexSetup()
 DEFAULT_PINPOINTE_SPEC = PinpointeDataSpec()
+# Sends up to 2024-01-21, the last day the other vendors' demo data covers.
+DEFAULT_MAILKIT_SPEC = MailkitDataSpec(end=date(2024, 1, 22))
 
 
 class _Router:
@@ -145,6 +152,7 @@ class Sandbox(Lifecycle):
         pinpointe: PinpointeDataSpec | None = DEFAULT_PINPOINTE_SPEC,
         pinpointe_jobs: JobSettings | None = None,
         pinpointe_polls_until_complete: int = 3,
+        mailkit: MailkitDataSpec | None = DEFAULT_MAILKIT_SPEC,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Build every server (nothing listens before `start`).
@@ -156,6 +164,7 @@ class Sandbox(Lifecycle):
         and limits (default: done after `inquiries_until_complete` / `rrde_polls_until_complete`
         / `pinpointe_polls_until_complete` status reports, no limit). Pinpointe (unless
         `pinpointe` is None) writes its result files under `root / "pinpointe-results"`.
+        Mailkit (unless `mailkit` is None) answers its raw functions from the seeded rows.
         """
         self.root = root
         self.files_root = root / "files"
@@ -217,6 +226,18 @@ class Sandbox(Lifecycle):
                 clock=clock,
             )
             router.routes.append((PINPOINTE_PREFIX + "/", self.pinpointe_api))
+        self.mailkit_dataset: MailkitDataset | None = None
+        self.mailkit_api: MailkitApi | None = None
+        if mailkit is not None:
+            self.mailkit_dataset = MailkitDataset(mailkit)
+            self.mailkit_api = MailkitApi(
+                self.mailkit_dataset,
+                client_id=creds.mailkit_client_id,
+                client_md5=creds.mailkit_client_md5,
+                prefix=MAILKIT_PREFIX,
+                clock=clock,
+            )
+            router.routes.append((MAILKIT_PREFIX + "/", self.mailkit_api))
         self.http = HttpServer(router, port=ports.http)
         self.sftp = SftpServer(
             self.files_root,
@@ -302,13 +323,14 @@ class Sandbox(Lifecycle):
         acoustic_mode: str = "bex",
         acoustic_overrides: dict[str, Any] | None = None,
         pinpointe_overrides: dict[str, Any] | None = None,
+        mailkit_overrides: dict[str, Any] | None = None,
         **exacttarget: Any,
     ) -> dict[str, Any]:
         """A complete tap config covering the whole data range of the `vendors` it includes.
 
         `protocol` and `**exacttarget` shape the ExactTarget settings; `acoustic_mode` and
         `acoustic_overrides` the Acoustic ones (see `acoustic_config`); `pinpointe_overrides`
-        the Pinpointe ones (see `pinpointe_config`).
+        the Pinpointe ones (see `pinpointe_config`); `mailkit_overrides` the Mailkit ones.
         """
         chosen = self._vendors(vendors)
         starts, ends = [], []
@@ -327,6 +349,11 @@ class Sandbox(Lifecycle):
             starts.append(pinpointe.start)
             ends.append(pinpointe.end)
             config["pinpointe"] = self.pinpointe_config(**(pinpointe_overrides or {}))
+        if "mailkit" in chosen:
+            mailkit = self._mailkit_parts()[0].spec
+            starts.append(mailkit.start)
+            ends.append(mailkit.end - timedelta(days=1))  # the spec's end is exclusive
+            config["mailkit"] = self.mailkit_config(**(mailkit_overrides or {}))
         return {
             "start_date": min(starts).isoformat(),
             "end_date": max(ends).isoformat(),
@@ -359,6 +386,8 @@ class Sandbox(Lifecycle):
             out["acoustic_email_events"] = len(self.acoustic_truth(acoustic_mode))
         if "pinpointe" in chosen:
             out.update(self._pinpointe_parts()[0].counts())
+        if "mailkit" in chosen:
+            out.update(self._mailkit_parts()[0].counts())
         return out
 
     # -- Acoustic -------------------------------------------------------------------------------
@@ -372,6 +401,8 @@ class Sandbox(Lifecycle):
             raise ValueError("this sandbox was built with acoustic=None")
         if "pinpointe" in chosen and self.pinpointe_api is None:
             raise ValueError("this sandbox was built with pinpointe=None")
+        if "mailkit" in chosen and self.mailkit_api is None:
+            raise ValueError("this sandbox was built with mailkit=None")
         return chosen
 
     def _acoustic_parts(self) -> tuple[AcousticDataset, AcousticApi]:
@@ -555,3 +586,34 @@ class Sandbox(Lifecycle):
     ) -> dict[str, int]:
         """`len` of each `pinpointe_truth` list, without building the records."""
         return self._pinpointe_parts()[0].counts(start, end)
+
+    # -- Mailkit --------------------------------------------------------------------------------
+
+    def _mailkit_parts(self) -> tuple[MailkitDataset, MailkitApi]:
+        if self.mailkit_dataset is None or self.mailkit_api is None:
+            raise ValueError("this sandbox was built with mailkit=None")
+        return self.mailkit_dataset, self.mailkit_api
+
+    def mailkit_config(self, **overrides: Any) -> dict[str, Any]:
+        """The tap's `mailkit` settings for this sandbox: no pause between calls, for tests."""
+        dataset, api = self._mailkit_parts()
+        config: dict[str, Any] = {
+            "endpoint": self.http.url + api.endpoint_path,
+            "client_id": self.credentials.mailkit_client_id,
+            "client_md5": self.credentials.mailkit_client_md5,
+            "timezone": dataset.spec.timezone,
+            "raw_call_interval_seconds": 0,
+            "request_timeout_seconds": 10,
+            "max_attempts": 3,
+        }
+        config.update(overrides)
+        return config
+
+    def mailkit_truth(self, **filters: Any) -> dict[str, list[dict[str, Any]]]:
+        """Raw rows per tap stream (`MailkitDataset.truth`; filters: campaign_ids, send_ids,
+        grown)."""
+        return self._mailkit_parts()[0].truth(**filters)
+
+    def mailkit_counts(self, **filters: Any) -> dict[str, int]:
+        """`len` of each `mailkit_truth` list, without building the rows."""
+        return self._mailkit_parts()[0].counts(**filters)

@@ -1,9 +1,9 @@
 """Mailkit's JSON API: the envelope, its in-band errors, and nothing else.
 
 Assumptions (docs/mailkit.md): success is a JSON array of rows; an error is a JSON object with a
-non-zero `error_status` and an `error` text, whatever the HTTP status. An error is never read as
-an empty page (a peer's bug that ended syncs early and silently). "Unauthorized" and "Disallowed
-IP …" get messages saying what to fix in the Mailkit profile.
+non-zero `error_status` and an `error` text, whatever the HTTP status. No object is ever read as
+an empty page (a peer's bug that ended syncs early and silently), not even `{}`.
+"Unauthorized" and "Disallowed IP …" get messages saying what to fix in the Mailkit profile.
 """
 
 from __future__ import annotations
@@ -68,7 +68,6 @@ class MailkitClient:
         answer = expect_json(response, call)
         if isinstance(answer, dict):
             self._raise_error(answer, call, response.status_code)
-            return []  # `{}` or error_status 0 alone: no rows
         if not isinstance(answer, list):
             raise wrong_shape(call, "JSON that is not a list of rows", answer)
         if response.status_code != 200:
@@ -79,12 +78,14 @@ class MailkitClient:
         return rows
 
     def _raise_error(self, answer: dict[str, Any], call: ApiCall, status: int) -> None:
-        """An error when `error_status` is non-zero; `{}` or a zero status alone is no rows."""
+        """An object is never rows: Mailkit's error (`error_status`, `error`), or a wrong shape.
+
+        Even `{}` or a zero `error_status` is refused rather than read as "no more rows": an
+        error must never look like the end of the data.
+        """
         code = answer.get("error_status")
-        if not answer or (str(code).strip() == "0" and set(answer) <= {"error_status", "error"}):
-            return
         if code is None or str(code).strip() in ("", "0"):
-            raise wrong_shape(call, "an object where rows were expected", answer)
+            raise wrong_shape(call, "an object where a list of rows was expected", answer)
         words = excerpt(str(answer.get("error") or "(no error text)"))
         lowered = words.lower()
         if "unauthori" in lowered:

@@ -53,7 +53,8 @@ def _number(value: object) -> float | None:
 
 
 def _text(value: object) -> str | None:
-    if value is None:
+    """A string column; empty is null (Mailkit sends "" for "no value")."""
+    if value is None or value == "":
         return None
     return value if isinstance(value, str) else str(value)
 
