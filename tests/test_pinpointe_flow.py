@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from vendor_sandbox.pinpointe.data import PinpointeDataSpec
 
 from vendor_sandbox.jobs import JobSettings
+from vendor_sandbox.pinpointe.data import PinpointeDataSpec
 from vendor_sandbox.sandbox import Sandbox
 
 from .conftest import TapRun, discover, run_tap, run_tap_until

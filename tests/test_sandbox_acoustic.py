@@ -1028,7 +1028,8 @@ def test_serve_writes_acoustic_into_config_and_ground_truth(tmp_path: Path) -> N
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
-        assert "vendor sandbox ready (exacttarget, acoustic, pinpointe, mailkit)" in line, process.stderr
+        ready = "vendor sandbox ready (exacttarget, acoustic, pinpointe, mailkit)"
+        assert ready in line, process.stderr
         config = json.loads((folder / "tap-config.json").read_text(encoding="utf-8"))
         truth = json.loads((folder / "ground-truth.json").read_text(encoding="utf-8"))
         assert {"exacttarget", "acoustic"} <= set(config)
