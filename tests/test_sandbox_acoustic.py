@@ -967,7 +967,7 @@ def test_tap_config_includes_acoustic_only_when_asked(box: Sandbox) -> None:
         datetime(2024, 1, 1, 5, tzinfo=UTC), END
     )
     with pytest.raises(ValueError, match="unknown vendors"):
-        box.tap_config(vendors=("mailkit",))
+        box.tap_config(vendors=("impact",))
 
 
 def test_sandbox_without_a_definition_or_acoustic(tmp_path: Path) -> None:
