@@ -21,8 +21,11 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from functools import cache
 from itertools import pairwise, product
 from typing import Any
+
+import msgspec
 
 from tap_emailtracking import summary
 from tap_emailtracking.errors import VendorError
@@ -31,6 +34,7 @@ from tap_emailtracking.transports.http import VendorHttp
 from tap_emailtracking.transports.ratelimit import RateBudget
 from tap_emailtracking.vendors.mailkit.client import VENDOR, MailkitClient
 from tap_emailtracking.vendors.mailkit.rows import (
+    ALIASES,
     BOUNCES,
     CAMPAIGNS,
     MESSAGES,
@@ -70,10 +74,89 @@ RAW_FUNCTIONS = {
 
 @dataclass(frozen=True)
 class Page:
-    """The new records of one page, in id order, and the largest id among them."""
+    """The new records of one page, in id order (read as they are emitted), and the largest id
+    among them: the bookmark once they are all out."""
 
-    records: list[dict[str, Any]]
+    records: Iterator[dict[str, Any]]
     last_id: int
+
+
+@cache
+def id_reader(key: str) -> Any:
+    """A row type that decodes only the id member `key` (the other members are skipped)."""
+    return msgspec.defstruct("RowId", [("value", int | str | None, None)], rename={"value": key})
+
+
+class PageIds:
+    """The ids of one page, read without building its rows, checked and put in order."""
+
+    def __init__(
+        self, rows: list[msgspec.Raw], raw: RawFunction, *, what: str, stream: str
+    ) -> None:
+        self.rows = rows
+        self.raw = raw
+        self.what = what
+        self.stream = stream
+        first = self.decode(0)
+        key = next((k for k in first if ALIASES.get(k.lower(), k.lower()) == raw.id_column), None)
+        if key is None:
+            raise self.error(f"row 1 has no {raw.id_column}")
+        reader = id_reader(key)
+        try:
+            values: list[Any] = [msgspec.json.decode(row, type=reader).value for row in rows]
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            values = [None]
+        if any(v is None for v in values):  # a row keyed in another case, or not an object
+            values = [self.id_of(self.decode(i), i) for i in range(len(rows))]
+        try:
+            self.values = [int(v) for v in values]
+        except ValueError:
+            raise self.error(f"an id that is not a whole number ({raw.id_column})") from None
+
+    def order(self, after: int | None) -> list[int]:
+        """Indexes of the rows past `after`, in ascending id order (sorted, with a warning and a
+        count in the summary, if the page was not)."""
+        values = self.values
+        if any(a >= b for a, b in pairwise(values)):
+            if len(set(values)) != len(values):
+                raise self.error("the page repeats an id")
+            LOGGER.warning("Mailkit: %s: rows were not in id order; sorted", self.what)
+            summary.note(VENDOR, UNSORTED)
+            indexes = sorted(range(len(values)), key=values.__getitem__)
+        else:
+            indexes = list(range(len(values)))
+        return [i for i in indexes if after is None or values[i] > after]
+
+    def records(self, order: list[int], mapper: RowMapper) -> Iterator[dict[str, Any]]:
+        """The rows at `order`, each decoded and mapped only when it is emitted."""
+        for i in order:
+            try:
+                yield mapper.record(self.decode(i))
+            except BadValueError as exc:
+                raise self.error(f"row {i + 1} cannot be read: {exc}") from None
+
+    def decode(self, index: int) -> dict[str, Any]:
+        row = msgspec.json.decode(self.rows[index])
+        if not isinstance(row, dict):
+            raise self.error(f"row {index + 1} is not an object")
+        return row
+
+    def id_of(self, row: dict[str, Any], index: int) -> Any:
+        for key, value in row.items():
+            if ALIASES.get(key.lower(), key.lower()) == self.raw.id_column and value not in (
+                None,
+                "",
+            ):
+                return value
+        raise self.error(f"row {index + 1} has no {self.raw.id_column}")
+
+    def error(self, what: str) -> VendorError:
+        return VendorError(
+            f"{self.what}: {what}",
+            vendor=VENDOR,
+            stream=self.stream,
+            action="re-run; if it repeats, report it to Mailkit support with this message",
+        )
 
 
 def filter_sets(settings: MailkitSettings) -> list[dict[str, str]]:
@@ -144,15 +227,16 @@ class MailkitExports:
             parameters: dict[str, Any] = {**filters, "limit": size}
             if after is not None:
                 parameters[raw.start_parameter] = after
-            rows = self.client.call(raw.function, parameters, stream=stream, what=what)
+            rows = self.client.raw_rows(raw.function, parameters, stream=stream, what=what)
             if not rows:
                 break
-            records = self._records(rows, mapper, raw, what=what, stream=stream)
-            fresh = [r for r in records if after is None or r[raw.id_column] > after]
-            if fresh:
-                after = fresh[-1][raw.id_column]
-                total += len(fresh)
-                yield Page(fresh, after)
+            ids = PageIds(rows, raw, what=what, stream=stream)
+            order = ids.order(after)
+            if order:
+                last = ids.values[order[-1]]
+                total += len(order)
+                yield Page(ids.records(order, mapper), last)
+                after = last
             elif len(rows) >= size:
                 raise VendorError(
                     f"{what} answered a full page without a row past {after}",
@@ -163,49 +247,6 @@ class MailkitExports:
             if len(rows) < size:
                 break  # the end of the data as this page saw it; later rows wait for next run
         LOGGER.info("Mailkit: %s (%s): %d new rows", raw.function, label, total)
-
-    def _records(
-        self,
-        rows: list[dict[str, Any]],
-        mapper: RowMapper,
-        raw: RawFunction,
-        *,
-        what: str,
-        stream: str,
-    ) -> list[dict[str, Any]]:
-        """The page's records in ascending id order (sorted, with a warning, if they were not)."""
-        records = []
-        for number, row in enumerate(rows, 1):
-            try:
-                record = mapper.record(row)
-            except BadValueError as exc:
-                raise VendorError(
-                    f"{what}: row {number} cannot be read: {exc}",
-                    vendor=VENDOR,
-                    stream=stream,
-                    action="re-run; if it repeats, report it with this message",
-                ) from None
-            if record[raw.id_column] is None:
-                raise VendorError(
-                    f"{what}: row {number} has no {raw.id_column}",
-                    vendor=VENDOR,
-                    stream=stream,
-                    action="re-run; if it repeats, report it to Mailkit support",
-                )
-            records.append(record)
-        ids = [r[raw.id_column] for r in records]
-        if any(a >= b for a, b in pairwise(ids)):
-            if len(set(ids)) != len(ids):
-                raise VendorError(
-                    f"{what}: the page repeats an id",
-                    vendor=VENDOR,
-                    stream=stream,
-                    action="re-run; if it repeats, report it to Mailkit support",
-                )
-            LOGGER.warning("Mailkit: %s: rows were not in id order; sorted", what)
-            summary.note(VENDOR, UNSORTED)
-            records.sort(key=lambda r: r[raw.id_column])
-        return records
 
     # -- enumeration --------------------------------------------------------------------------
 
