@@ -265,10 +265,12 @@ class MailkitExports:
         return self._campaigns
 
     def sends(self, *, stream: str) -> Iterator[dict[str, Any]]:
-        """Every send of every campaign from start_date to end_date (or today)."""
+        """Every send of every campaign (or the configured sends) from start_date to end_date
+        (or today)."""
         mapper = self.mapper(SENDS)
         today = self.now().date()
         until = today if self.end_date is None else min(self.end_date, today)
+        sends = set(self.settings.send_ids or ())
         for campaign in self.campaigns(stream=stream):
             campaign_id = campaign["id_message"]
             rows = self.client.call(
@@ -282,6 +284,8 @@ class MailkitExports:
             )
             for row in rows:
                 record = self._mapped(mapper, row, "mailkit.report.campaign", stream)
+                if sends and str(record["id_send"]) not in sends:
+                    continue  # send_ids narrows sends as it narrows the raw rows
                 record["id_message"] = campaign_id
                 yield record
 
