@@ -303,3 +303,28 @@ def keyed_last(stream: str, records: list[dict[str, Any]]) -> dict[tuple[Any, ..
     for record in records:
         out.update(keyed(stream, [record]))
     return out
+
+
+def test_subscriber_exports_can_be_switched_off_per_kind_and_limited_to_chosen_ids(
+    box: Sandbox, tmp_path: Path
+) -> None:
+    run = run_tap(
+        tmp_path / "run", config(box, subscriber_exports=["lists", "segments"], segment_ids=["2"])
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    units = sorted(entry.unit for entry in box.pinpointe_api.submission_log)
+    assert [u for u in units if not u.startswith("send:")] == [
+        "list:1",
+        "list:2",
+        "list:3",
+        "segment:2",
+    ]
+    assert "pinpointe_tag_subscribers" not in run.records
+    assert {r["segment_id"] for r in run.records["pinpointe_segment_subscribers"]} == {"2"}
+    truth = keyed(
+        "pinpointe_segment_subscribers",
+        expected(box.pinpointe_truth())["pinpointe_segment_subscribers"],
+    )
+    got = keyed("pinpointe_segment_subscribers", run.records["pinpointe_segment_subscribers"])
+    assert got == {key: record for key, record in truth.items() if key[1] == "2"}
+    assert_equals_truth(box, run, ("pinpointe_list_subscribers", "pinpointe_tags"))
