@@ -98,6 +98,7 @@ class VendorHttp:
         stream: str | None = None,
         action: str,
         endpoint_setting: str,
+        body_in_place: bool = False,
         **kwargs: Any,
     ) -> requests.Response:
         """Send a request, retrying transient failures; return the last non-transient response.
@@ -105,9 +106,19 @@ class VendorHttp:
         `what` names the call in logs and errors ("BulkAsync submit"); `action` is what the user
         should do if retries run out; `endpoint_setting` names the setting that holds this URL,
         for a redirect the tap refuses to follow. The URL is reported without its query string.
+        `body_in_place`: the body is read into one buffer of the announced size (a `bytearray`
+        as `response.content`), not joined from chunks, so a 30 MB page costs 30 MB, not 60.
         """
         for hop in range(MAX_REDIRECTS + 1):
-            response = self._send(method, url, what=what, stream=stream, action=action, **kwargs)
+            response = self._send(
+                method,
+                url,
+                what=what,
+                stream=stream,
+                action=action,
+                body_in_place=body_in_place,
+                **kwargs,
+            )
             target = redirect_target(response, url)
             if target is None:
                 return response
@@ -169,6 +180,7 @@ class VendorHttp:
         what: str,
         stream: str | None,
         action: str,
+        body_in_place: bool = False,
         **kwargs: Any,
     ) -> requests.Response:
         """One request to one URL (redirects not followed), retried while failures are transient."""
@@ -179,8 +191,15 @@ class VendorHttp:
             self.budget.acquire()
             try:
                 response = self.session.request(
-                    method, url, timeout=timeout, allow_redirects=False, **kwargs
+                    method,
+                    url,
+                    timeout=timeout,
+                    allow_redirects=False,
+                    stream=body_in_place,
+                    **kwargs,
                 )
+                if body_in_place:
+                    response._content = read_in_place(response)  # requests' own slot
             except TRANSIENT_EXCEPTIONS as exc:
                 raise TransientError(type(exc).__name__) from None  # its text may hold the query
             self.budget.observe(response.headers, refused=response.status_code == 429)
@@ -208,6 +227,33 @@ class VendorHttp:
             what=f"{what} to {safe_url}",
             give_up=give_up,
         )
+
+
+def _as_bytes(response: requests.Response) -> None:
+    """A body read in place (`read_in_place`) becomes bytes before the text helpers see it."""
+    if isinstance(response.content, bytearray):
+        response._content = bytes(response.content)
+
+
+def read_in_place(response: requests.Response) -> bytes:
+    """The whole body in one buffer sized by Content-Length (grown if the server sends more).
+
+    Typed as bytes for the callers: a `bytearray` reads the same for every parser used here.
+    A connection dropped mid-body raises requests' own (transient) errors, so it is retried.
+    """
+    announced = response.headers.get("Content-Length", "")
+    if not announced.isdigit():
+        return response.content
+    buffer = bytearray(int(announced))
+    size = 0
+    for chunk in response.iter_content(1 << 20):
+        end = size + len(chunk)
+        if end > len(buffer):
+            buffer.extend(bytes(end - len(buffer)))
+        buffer[size:end] = chunk
+        size = end
+    del buffer[size:]
+    return buffer  # type: ignore[return-value]
 
 
 # -- redirects ----------------------------------------------------------------------------------
@@ -336,6 +382,7 @@ def expect_json(response: requests.Response, call: ApiCall, *, allow_empty: bool
 
     The body decides, not the label: JSON served as text/html is still read.
     """
+    _as_bytes(response)
     head = answer_head(response.content)
     if allow_empty and not head:
         return None
@@ -352,6 +399,7 @@ def expect_xml(response: requests.Response, call: ApiCall) -> bytes:
 
     The caller parses it (with entities off) and checks its root: this only tells XML from HTML.
     """
+    _as_bytes(response)
     head = answer_head(response.content)
     if starts_like_html(head) or not head.startswith(b"<"):
         raise _wrong_kind(response, "XML", call)

@@ -96,6 +96,7 @@ class MailkitClient:
             stream=stream,
             action="check mailkit.endpoint and the network; re-run (state was not advanced)",
             endpoint_setting=ENDPOINT_SETTING,
+            body_in_place=raw,
         )
         call = ApiCall(VENDOR, what, stream, WRONG_ANSWER_ACTION)
         rows: Any = None
