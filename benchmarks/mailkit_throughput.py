@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.measure import record_counts, run_tap, timed  # noqa: E402
+from benchmarks.measure import best_of, record_counts, run_tap, throughput_table, timed  # noqa: E402
 from vendor_sandbox.sandbox import DEFAULT_MAILKIT_SPEC, Sandbox  # noqa: E402
 
 RAW = {
@@ -74,7 +74,9 @@ def bench(rows: int, workdir: Path, repeat: int) -> dict[str, float | int]:
     messages = max(1000, round(rows / ROWS_PER_MESSAGE))
     spec = replace(DEFAULT_MAILKIT_SPEC, campaigns=10, sends_per_campaign=5)
     spec = replace(spec, recipients_per_send=max(1, round(messages / spec.sends)))
-    box = Sandbox(workdir / "sandbox", exacttarget=None, acoustic=None, pinpointe=None, mailkit=spec)
+    box = Sandbox(
+        workdir / "sandbox", exacttarget=None, acoustic=None, pinpointe=None, mailkit=spec
+    )
     with box:
         api = box.mailkit_api
         assert api is not None
@@ -115,8 +117,7 @@ def bench(rows: int, workdir: Path, repeat: int) -> dict[str, float | int]:
                 raise SystemExit(f"the baseline read {base_rows:,} rows; the truth has {total:,}")
             bases.append((seconds, rss))
         pages = sum(len(api.calls(raw[0])) for raw in RAW.values())
-    tap_seconds, tap_rss = min(t for t, _ in taps), max(r for _, r in taps)
-    base_seconds, base_rss = min(t for t, _ in bases), max(r for _, r in bases)
+    (tap_seconds, tap_rss), (base_seconds, base_rss) = best_of(taps), best_of(bases)
     return {
         "rows": total,
         "pages_served": pages,
@@ -144,18 +145,7 @@ def main() -> int:
         results.append(row)
         print(json.dumps({"requested_rows": size, **row}), flush=True)
     print()
-    print(
-        "| rows | pages served | tap s | tap rec/s | baseline s | baseline rec/s | ratio "
-        "| tap peak RSS MB | baseline peak RSS MB |"
-    )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for row in results:
-        print(
-            f"| {row['rows']:,} | {row['pages_served']} | {row['tap_seconds']:.1f} "
-            f"| {row['tap_records_per_s']:,.0f} | {row['baseline_seconds']:.1f} "
-            f"| {row['baseline_records_per_s']:,.0f} | {row['ratio']:.2f} "
-            f"| {row['tap_peak_rss_mb']:.0f} | {row['baseline_peak_rss_mb']:.0f} |"
-        )
+    print(throughput_table(results, [("pages served", "pages_served", "d")]))
     return 0
 
 

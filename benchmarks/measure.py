@@ -18,6 +18,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 LAUNCHER = r"""
 import json, os, subprocess, sys, time
@@ -101,3 +102,39 @@ def record_counts(log: str) -> dict[str, int]:
             stream = metric["tags"]["stream"]
             counts[stream] = counts.get(stream, 0) + int(metric["value"])
     return counts
+
+
+def best_of(runs: list[tuple[float, float]]) -> tuple[float, float]:
+    """The fastest of repeated runs and the largest peak RSS of them: (seconds, MB)."""
+    return min(seconds for seconds, _ in runs), max(rss for _, rss in runs)
+
+
+def markdown_table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> str:
+    """Rows as a Markdown table; `columns` are (header, key, format spec), numbers right-aligned."""
+    header = "| " + " | ".join(title for title, _, _ in columns) + " |"
+    rule = "|" + "|".join("---:" for _ in columns) + "|"
+    lines = [header, rule]
+    for row in rows:
+        cells = [format(row[key], spec) for _, key, spec in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def throughput_table(
+    rows: list[dict[str, Any]], extra: list[tuple[str, str, str]] | None = None
+) -> str:
+    """The tap-against-baseline table of a throughput benchmark; `extra` columns after rows."""
+    return markdown_table(
+        rows,
+        [
+            ("rows", "rows", ",d"),
+            *(extra or []),
+            ("tap s", "tap_seconds", ".1f"),
+            ("tap rec/s", "tap_records_per_s", ",.0f"),
+            ("baseline s", "baseline_seconds", ".1f"),
+            ("baseline rec/s", "baseline_records_per_s", ",.0f"),
+            ("ratio", "ratio", ".2f"),
+            ("tap peak RSS MB", "tap_peak_rss_mb", ".0f"),
+            ("baseline peak RSS MB", "baseline_peak_rss_mb", ".0f"),
+        ],
+    )

@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.measure import record_counts, run_tap, timed  # noqa: E402
+from benchmarks.measure import best_of, record_counts, run_tap, throughput_table, timed  # noqa: E402
 from vendor_sandbox.pinpointe.data import PinpointeDataSpec  # noqa: E402
 from vendor_sandbox.sandbox import Sandbox  # noqa: E402
 
@@ -132,8 +132,7 @@ def bench(rows: int, workdir: Path, repeat: int) -> dict[str, float | int]:
             if rc != 0 or base_rows != total:
                 raise SystemExit(f"the baseline read {base_rows:,} rows; the truth has {total:,}")
             bases.append((seconds, rss))
-    tap_seconds, tap_rss = min(t for t, _ in taps), max(r for _, r in taps)
-    base_seconds, base_rss = min(t for t, _ in bases), max(r for _, r in bases)
+    (tap_seconds, tap_rss), (base_seconds, base_rss) = best_of(taps), best_of(bases)
     return {
         "rows": total,
         "subscriber_rows": sum(wanted[s] for s in SUBSCRIBER_STREAMS),
@@ -165,18 +164,16 @@ def main() -> int:
         print(json.dumps({"requested_rows": size, **row}), flush=True)
     print()
     print(
-        "| rows | subscribers | activity | files | MB | tap s | tap rec/s | baseline s "
-        "| baseline rec/s | ratio | tap peak RSS MB | baseline peak RSS MB |"
-    )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for row in results:
-        print(
-            f"| {row['rows']:,} | {row['subscriber_rows']:,} | {row['activity_rows']:,} "
-            f"| {row['files']} | {row['file_mb']:,.0f} | {row['tap_seconds']:.1f} "
-            f"| {row['tap_records_per_s']:,.0f} | {row['baseline_seconds']:.1f} "
-            f"| {row['baseline_records_per_s']:,.0f} | {row['ratio']:.2f} "
-            f"| {row['tap_peak_rss_mb']:.0f} | {row['baseline_peak_rss_mb']:.0f} |"
+        throughput_table(
+            results,
+            [
+                ("subscribers", "subscriber_rows", ",d"),
+                ("activity", "activity_rows", ",d"),
+                ("files", "files", "d"),
+                ("MB", "file_mb", ",.0f"),
+            ],
         )
+    )
     return 0
 
 

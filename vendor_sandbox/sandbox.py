@@ -43,6 +43,7 @@ from vendor_sandbox.exacttarget.data import ExactTargetDataset, ExactTargetDataS
 from vendor_sandbox.jobs import JobSettings
 from vendor_sandbox.mailkit.api import MailkitApi
 from vendor_sandbox.mailkit.data import MailkitDataset, MailkitDataSpec
+from vendor_sandbox.mailkit.server import tap_settings as mailkit_tap_settings
 from vendor_sandbox.pinpointe.api import PinpointeApi
 from vendor_sandbox.pinpointe.data import PinpointeDataset, PinpointeDataSpec
 from vendor_sandbox.servers.base import Lifecycle
@@ -596,18 +597,8 @@ class Sandbox(Lifecycle):
 
     def mailkit_config(self, **overrides: Any) -> dict[str, Any]:
         """The tap's `mailkit` settings for this sandbox: no pause between calls, for tests."""
-        dataset, api = self._mailkit_parts()
-        config: dict[str, Any] = {
-            "endpoint": self.http.url + api.endpoint_path,
-            "client_id": self.credentials.mailkit_client_id,
-            "client_md5": self.credentials.mailkit_client_md5,
-            "timezone": dataset.spec.timezone,
-            "raw_call_interval_seconds": 0,
-            "request_timeout_seconds": 10,
-            "max_attempts": 3,
-        }
-        config.update(overrides)
-        return config
+        api = self._mailkit_parts()[1]
+        return mailkit_tap_settings(self.http.url + api.endpoint_path, api, **overrides)
 
     def mailkit_truth(self, **filters: Any) -> dict[str, list[dict[str, Any]]]:
         """Raw rows per tap stream (`MailkitDataset.truth`; filters: campaign_ids, send_ids,

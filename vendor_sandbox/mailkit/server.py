@@ -1,7 +1,7 @@
 """`MailkitSandbox`: the Mailkit api alone on a free port, for tests and benchmarks.
 
-Until the lead wires Mailkit into `vendor_sandbox.sandbox.Sandbox`, this is the one way to serve
-it: ``with MailkitSandbox() as mk: config = mk.tap_config()``.
+The whole `vendor_sandbox.sandbox.Sandbox` serves Mailkit too; this serves it alone (no file
+sites), which the api's own tests use: ``with MailkitSandbox() as mk: config = mk.tap_config()``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,22 @@ __all__ = ["DEFAULT_CLIENT_ID", "DEFAULT_CLIENT_MD5", "MailkitSandbox"]
 
 DEFAULT_CLIENT_ID = "418911"
 DEFAULT_CLIENT_MD5 = "5f4dcc3b5aa765d61d8327deb882cf99"
+
+
+def tap_settings(endpoint: str, api: MailkitApi, **overrides: Any) -> dict[str, Any]:
+    """The tap's `mailkit` settings for an api served at `endpoint`: no pause between calls."""
+    config: dict[str, Any] = {
+        "endpoint": endpoint,
+        "client_id": api.client_id,
+        "client_md5": api.client_md5,
+        "timezone": api.dataset.spec.timezone,
+        "page_size": 25_000,
+        "raw_call_interval_seconds": 0,
+        "request_timeout_seconds": 10,
+        "max_attempts": 3,
+    }
+    config.update(overrides)
+    return config
 
 
 class MailkitSandbox(Lifecycle):
@@ -59,18 +75,7 @@ class MailkitSandbox(Lifecycle):
 
     def tap_config(self, **overrides: Any) -> dict[str, Any]:
         """The tap's Mailkit settings for this sandbox (as the tap will name them)."""
-        config: dict[str, Any] = {
-            "endpoint": self.endpoint,
-            "client_id": self.api.client_id,
-            "client_md5": self.api.client_md5,
-            "timezone": self.dataset.spec.timezone,
-            "page_size": 25_000,
-            "raw_call_interval_seconds": 0,
-            "request_timeout_seconds": 10,
-            "max_attempts": 3,
-        }
-        config.update(overrides)
-        return config
+        return tap_settings(self.endpoint, self.api, **overrides)
 
     def truth(self, **filters: Any) -> dict[str, list[dict[str, Any]]]:
         """`MailkitDataset.truth` (filters: campaign_ids, send_ids, grown)."""
