@@ -51,6 +51,14 @@ class JobLimitReachedError(VendorError):
     """
 
 
+class UnitPutOffError(VendorError):
+    """The vendor takes no more jobs of this kind today (a daily quota is spent).
+
+    Not a failure: the unit is left for a later run (nothing was submitted, so nothing is in
+    state for it); the stream that needs it stops there and ends cleanly.
+    """
+
+
 class JobFailedError(TapEmailTrackingError):
     """An export job ended in a failed state."""
 

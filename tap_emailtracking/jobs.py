@@ -24,7 +24,9 @@ here, once, because getting it wrong loses data or doubles vendor load:
   GONE (expired or not found) replays the job where the vendor can (`replay`), else submits it
   once more; either is warned about and counted in the summary, and a unit lost twice fails.
 * **Refused for now.** A vendor at its job limit (`JobLimitReachedError`) is asked again when one
-  of this run's jobs finishes, or after a growing pause; the job's deadline bounds the wait.
+  of this run's jobs finishes, or after a growing pause; the job's deadline bounds the wait. A
+  vendor whose daily quota is spent (`UnitPutOffError`) is not asked again in this run: the unit
+  raises it when its turn comes, and its stream leaves it (and what follows it) for a later run.
 * **Results** (`fetch`). A result that is not on the file site (it expired) counts as GONE: the
   job is submitted again once in this run. A damaged or refused result forgets the job and the run
   fails: records may already be out, and the same file would fail again. A dropped connection
@@ -55,6 +57,7 @@ from tap_emailtracking.errors import (
     RemoteFileMissingError,
     TapEmailTrackingError,
     TransportError,
+    UnitPutOffError,
     UnusableResultError,
 )
 from tap_emailtracking.job_model import (
@@ -93,6 +96,7 @@ DEFAULT_MAX_IN_FLIGHT = 4
 RESUBMITTED = "jobs submitted again (expired or not found)"
 REPLAYED = "jobs replayed (expired or not found)"
 REFUSED = "job submissions put off (the vendor's job limit was reached)"
+PUT_OFF = "units left for a later run (the vendor's daily quota is spent)"
 _MISSING = JobStatus(JobState.GONE, "(not in the vendor's answer)")
 _T = TypeVar("_T")
 
@@ -485,6 +489,10 @@ class JobPipeline:
             submitted = unit.job.submit() if replayed is None else replayed
         except JobLimitReachedError as exc:
             self._refused(exc)
+            return
+        except UnitPutOffError as exc:
+            tracked.error = exc  # left for a later run: the stream that asks for it stops there
+            summary.note(self.vendor, PUT_OFF)
             return
         if replayed is not None:
             kept = (self.ledger.get(unit.key) or {}).get("result")

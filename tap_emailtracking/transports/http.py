@@ -99,6 +99,7 @@ class VendorHttp:
         action: str,
         endpoint_setting: str,
         body_in_place: bool = False,
+        retry_statuses: frozenset[int] = RETRY_STATUSES,
         **kwargs: Any,
     ) -> requests.Response:
         """Send a request, retrying transient failures; return the last non-transient response.
@@ -108,6 +109,8 @@ class VendorHttp:
         for a redirect the tap refuses to follow. The URL is reported without its query string.
         `body_in_place`: the body is read into one buffer of the announced size (a `bytearray`
         as `response.content`), not joined from chunks, so a 30 MB page costs 30 MB, not 60.
+        `retry_statuses`: the answers tried again (a call whose 429 means "not today" leaves it
+        out, to read the 429 itself).
         """
         for hop in range(MAX_REDIRECTS + 1):
             response = self._send(
@@ -117,6 +120,7 @@ class VendorHttp:
                 stream=stream,
                 action=action,
                 body_in_place=body_in_place,
+                retry_statuses=retry_statuses,
                 **kwargs,
             )
             target = redirect_target(response, url)
@@ -181,6 +185,7 @@ class VendorHttp:
         stream: str | None,
         action: str,
         body_in_place: bool = False,
+        retry_statuses: frozenset[int] = RETRY_STATUSES,
         **kwargs: Any,
     ) -> requests.Response:
         """One request to one URL (redirects not followed), retried while failures are transient."""
@@ -203,7 +208,7 @@ class VendorHttp:
             except TRANSIENT_EXCEPTIONS as exc:
                 raise TransientError(type(exc).__name__) from None  # its text may hold the query
             self.budget.observe(response.headers, refused=response.status_code == 429)
-            if response.status_code not in RETRY_STATUSES:
+            if response.status_code not in retry_statuses:
                 return response
             response.close()
             raise TransientError(

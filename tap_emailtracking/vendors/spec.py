@@ -98,7 +98,9 @@ class VendorSpec(Generic[SettingsT, SourceT]):
 
     `key` is its settings object in the config; `schema` and `description` describe that object;
     `read_settings` checks it and returns the typed settings; `streams` are its stream classes,
-    each built as `stream_type(tap, slot)`; `build_source` makes its source for one sync.
+    each built as `stream_type(tap, slot)`; `configured_streams` adds stream classes built from
+    the settings (impact.com's reports, like tap-klaviyo's); `build_source` makes its source for
+    one sync.
     """
 
     key: str
@@ -108,6 +110,9 @@ class VendorSpec(Generic[SettingsT, SourceT]):
     read_settings: Callable[[Mapping[str, Any]], SettingsT]
     streams: Sequence[Callable[[Tap, SourceSlot[SourceT]], ExportStream]]
     build_source: Callable[[SettingsT, SyncContext], SourceT]
+    configured_streams: (
+        Callable[[SettingsT], Sequence[Callable[[Tap, SourceSlot[SourceT]], ExportStream]]] | None
+    ) = None
 
     def property_schema(self) -> dict[str, Any]:
         """The vendor's entry in the tap's config schema (null, like absent, disables it)."""
@@ -127,4 +132,7 @@ class VendorSpec(Generic[SettingsT, SourceT]):
         slot: SourceSlot[SourceT] = SourceSlot(
             lambda streams: self.build_source(settings(), context(streams)), first_use
         )
-        return [stream_type(tap, slot) for stream_type in self.streams]
+        types = list(self.streams)
+        if self.configured_streams is not None:
+            types += self.configured_streams(settings())
+        return [stream_type(tap, slot) for stream_type in types]
