@@ -24,6 +24,7 @@ from tap_emailtracking.errors import (
     JobLimitReachedError,
     RemoteFileMissingError,
     TransportError,
+    UnitPutOffError,
 )
 from tap_emailtracking.jobs import (
     JobLedger,
@@ -610,3 +611,36 @@ def test_a_refused_login_at_the_start_is_raised_on_the_vendors_turn_not_tried_ag
     with pytest.raises(AuthenticationError, match="login refused"):
         consume(refused, {"bookmarks": {}}, [])
     assert attempts == ["w"]
+
+
+class QuotaJob(FakeJob):
+    """A vendor with a daily quota: after `quota` submissions it takes no more today."""
+
+    quota = 2
+
+    def submit(self) -> Submission:
+        if len(self.vendor.submissions) >= self.quota:
+            raise UnitPutOffError("the day's quota is spent", vendor="V", action="later")
+        return super().submit()
+
+
+def test_a_unit_put_off_by_a_spent_quota_is_raised_in_its_turn_and_others_go_on(
+    vendor: FakeVendor,
+) -> None:
+    state: dict[str, Any] = {"bookmarks": {}}
+    pipeline = make(state, vendor, units(vendor, dict.fromkeys("abcd", 20), QuotaJob))
+    outcomes = []
+    for key in "abcd":
+        try:
+            pipeline.wait(key)
+            outcomes.append(key)
+        except UnitPutOffError:
+            outcomes.append(f"{key}: later")
+    assert outcomes == ["a", "b", "c: later", "d: later"]
+    assert vendor.submissions == ["a", "b"]
+    assert set(state["bookmarks"][LEDGER]) == {"a", "b"}  # nothing in state for the others
+    assert pipeline.failure is None
+    assert (
+        summary.counts()[("V", "units left for a later run (the vendor's daily quota is spent)")]
+        == 2
+    )
