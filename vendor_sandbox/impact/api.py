@@ -45,6 +45,8 @@ silent or disagree):
   A gone result: 410 [I].
 * ``PUT Jobs/{id}/Replay``: 200 with the Job, the same Id [I], QUEUED again; 403 when not
   replayable or QUEUED/RUNNING/ERROR.
+* A submission while ``jobs.limit`` jobs are in flight: 429 "Too many export jobs in
+  progress", ``Retry-After: 1`` [I: impact documents no such limit].
 * The ``Date`` header carries the sandbox's clock (``now()``: the wall clock plus
   ``day_offset`` days), which the quotas follow.
 
@@ -75,7 +77,14 @@ from werkzeug.wrappers import Request, Response
 
 from vendor_sandbox.impact.data import ACCOUNT_TYPES, CSV_CLICK_COLUMNS, ImpactDataset
 from vendor_sandbox.impact.faults import ImpactFaults, ImpactShapes
-from vendor_sandbox.jobs import DONE, QUEUED, JobBoard, JobBoardCounters, JobSettings
+from vendor_sandbox.jobs import (
+    DONE,
+    QUEUED,
+    JobBoard,
+    JobBoardCounters,
+    JobLimitError,
+    JobSettings,
+)
 from vendor_sandbox.servers.faults import DownloadFaults
 from vendor_sandbox.servers.http_files import HttpFiles
 
@@ -521,7 +530,14 @@ class ImpactApi(JobBoardCounters):
         ):
             entry["job_id"] = existing.job_id
             return {"Status": existing.status, **self._uris(existing)}
-        job = self._new_job(job_type, unit, identity, program_id, params, now)
+        try:
+            job = self._new_job(job_type, unit, identity, program_id, params, now)
+        except JobLimitError:
+            key = (endpoint, datetime.fromtimestamp(now, self.dataset.zone).date().isoformat())
+            self._quota[key] -= 1  # refused: counts against nothing
+            raise _ApiError(
+                429, "Too many export jobs in progress", headers={"Retry-After": "1"}
+            ) from None
         entry["job_id"] = job.job_id
         return {"Status": "QUEUED", **self._uris(job)}
 
