@@ -6,8 +6,8 @@ silent or disagree):
 * ``<prefix>/{AccountType}/{SID}/...`` with the account's one type (``Mediapartners``,
   ``Advertisers``, ``Agencies``; matched case-insensitively [I]); another type: 404 [I]. HTTP
   Basic: SID and Auth Token; wrong, missing, or a path SID other than the user: 401 [I for the
-  last]. A scoped token refused on an endpoint: 403. Without ``Accept: application/json`` (or
-  ``*/*``) answers are XML (``<ImpactRadiusResponse>``) [I: a minimal rendering].
+  last]. A scoped token refused on an endpoint: 403. Without ``Accept: application/json``
+  (``*/*`` included) answers are XML (``<ImpactRadiusResponse>``) [I: a minimal rendering].
 * URIs in answers are relative to the API root (``/{AccountType}/...``), like impact's.
 * ``GET Campaigns?Page=&PageSize=``: the paged envelope (``@page`` ... ``@lastpageuri``, all
   strings, ``@nextpageuri`` relative with its query, ``""`` on the last page), records under
@@ -405,7 +405,7 @@ class ImpactApi(JobBoardCounters):
     def _document(self, request: Request, body: Any, status: int, *, exempt: bool) -> Response:
         """`body` as JSON, or as XML when the request did not ask for JSON (impact's default)."""
         accept = request.headers.get("Accept", "")
-        if exempt or "application/json" in accept or "*/*" in accept:
+        if exempt or "application/json" in accept:
             return Response(json.dumps(body), status=status, content_type="application/json")
         xml = f'<?xml version="1.0" encoding="utf-8"?>\n{_xml("ImpactRadiusResponse", body)}'
         return Response(xml, status=status, content_type="application/xml")
