@@ -967,7 +967,7 @@ def test_tap_config_includes_acoustic_only_when_asked(box: Sandbox) -> None:
         datetime(2024, 1, 1, 5, tzinfo=UTC), END
     )
     with pytest.raises(ValueError, match="unknown vendors"):
-        box.tap_config(vendors=("impact",))
+        box.tap_config(vendors=("nosuchvendor",))
 
 
 def test_sandbox_without_a_definition_or_acoustic(tmp_path: Path) -> None:
@@ -1028,7 +1028,7 @@ def test_serve_writes_acoustic_into_config_and_ground_truth(tmp_path: Path) -> N
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
-        ready = "vendor sandbox ready (exacttarget, acoustic, pinpointe, mailkit)"
+        ready = "vendor sandbox ready (exacttarget, acoustic, pinpointe, mailkit, impact)"
         assert ready in line, process.stderr
         config = json.loads((folder / "tap-config.json").read_text(encoding="utf-8"))
         truth = json.loads((folder / "ground-truth.json").read_text(encoding="utf-8"))
@@ -1038,6 +1038,8 @@ def test_serve_writes_acoustic_into_config_and_ground_truth(tmp_path: Path) -> N
         assert "exacttarget_opens" in truth
         assert config["pinpointe"]["host"].endswith("/pinpointe")
         assert truth["pinpointe_lists"] == 3
+        assert config["impact"]["base_url"].endswith("/impact")
+        assert truth["impact_clicks"] > 0
     finally:
         process.terminate()
         process.communicate(timeout=20)

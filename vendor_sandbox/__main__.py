@@ -6,15 +6,18 @@ deliver), the SFTP known_hosts file and the FTPS CA certificate into the folder,
 interrupted. `ready` in the folder tells scripts the servers are up.
 
 `--vendors` picks the vendors the config and the ground truth cover (default: all of them:
-ExactTarget, Acoustic, Pinpointe and Mailkit); Acoustic runs in BEX mode, its files already in the
-SFTP folder `/download`, unless `--acoustic-mode raw_recipient_data`. Pinpointe's JSON API is at
-`<http>/pinpointe/apijson.php`, its result links under `<http>/pinpointe/results/`; Mailkit's
-at `<http>/mailkit/json.fcgi`.
+ExactTarget, Acoustic, Pinpointe, Mailkit and impact.com); Acoustic runs in BEX mode, its files
+already in the SFTP folder `/download`, unless `--acoustic-mode raw_recipient_data`.
+Pinpointe's JSON API is at `<http>/pinpointe/apijson.php`, its result links under
+`<http>/pinpointe/results/`; Mailkit's at `<http>/mailkit/json.fcgi`; impact.com's REST API
+under `<http>/impact/` (the config's `base_url`), its signed result URLs under
+`<http>/impact-files/`.
 
 Export jobs finish after a few status polls unless `--exacttarget-job-seconds` /
-`--acoustic-job-seconds` / `--pinpointe-job-seconds` give `QUEUED,RUNNING` seconds, each `N` or
-`MIN-MAX` (say `2,20-40`; each job draws its own from `--seed`); `--<vendor>-job-limit` refuses
-submissions while that many jobs are in flight, with the vendor's own error.
+`--acoustic-job-seconds` / `--pinpointe-job-seconds` / `--impact-job-seconds` give
+`QUEUED,RUNNING` seconds, each `N` or `MIN-MAX` (say `2,20-40`; each job draws its own from
+`--seed`); `--<vendor>-job-limit` refuses submissions while that many jobs are in flight, with
+the vendor's own error.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from vendor_sandbox.exacttarget.data import ExactTargetDataset, ExactTargetDataS
 from vendor_sandbox.jobs import JobSettings
 from vendor_sandbox.pinpointe.data import PinpointeDataSpec
 from vendor_sandbox.sandbox import (
+    DEFAULT_IMPACT_SPEC,
     DEFAULT_MAILKIT_SPEC,
     DEMO_PORTS,
     VENDORS,
@@ -71,7 +75,7 @@ def _jobs(seconds: str | None, limit: int | None, seed: int) -> JobSettings | No
 
 
 def _add_job_options(serve: argparse.ArgumentParser) -> None:
-    for vendor in ("exacttarget", "acoustic", "pinpointe"):
+    for vendor in ("exacttarget", "acoustic", "pinpointe", "impact"):
         serve.add_argument(
             f"--{vendor}-job-seconds",
             type=_job_seconds,
@@ -141,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         pinpointe=PinpointeDataSpec(seed=args.seed),
         mailkit=replace(DEFAULT_MAILKIT_SPEC, seed=args.seed),
         pinpointe_jobs=_jobs(args.pinpointe_job_seconds, args.pinpointe_job_limit, args.seed),
+        impact=replace(DEFAULT_IMPACT_SPEC, seed=args.seed),
+        impact_jobs=_jobs(args.impact_job_seconds, args.impact_job_limit, args.seed),
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

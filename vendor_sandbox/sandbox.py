@@ -12,6 +12,11 @@ settings only when `vendors` names it (default: ExactTarget only).
 Pinpointe (JSON API at `/pinpointe/apijson.php`, result links under `/pinpointe/results/`,
 served over HTTP with Range) is on by default like Acoustic; `pinpointe=None` leaves it out.
 
+impact.com (REST API under `/impact/`, signed result URLs under `/impact-files/`) is on by
+default too; `impact=None` leaves it out. Its default account is small enough that one sync fits
+a day's ClickExport quota (2 programs x 4 days = 8 of 10 jobs); the api's clock moves by days
+(`impact_api.advance_days()`) for backfills that take several.
+
 Export jobs (ExactTarget batches, Acoustic Raw Recipient Data Exports, Pinpointe async jobs)
 finish after a few status polls unless `exacttarget_jobs` / `acoustic_jobs` / `pinpointe_jobs`
 give durations in seconds; every vendor reads one clock, so their submission logs can be
@@ -40,6 +45,9 @@ from vendor_sandbox.acoustic.data import (
 from vendor_sandbox.exacttarget.api import ExactTargetApi
 from vendor_sandbox.exacttarget.data import KINDS as EXACTTARGET_KINDS
 from vendor_sandbox.exacttarget.data import ExactTargetDataset, ExactTargetDataSpec
+from vendor_sandbox.impact.api import FILES_PREFIX as IMPACT_FILES_PREFIX
+from vendor_sandbox.impact.api import ImpactApi
+from vendor_sandbox.impact.data import ImpactDataset, ImpactDataSpec
 from vendor_sandbox.jobs import JobSettings
 from vendor_sandbox.mailkit.api import MailkitApi
 from vendor_sandbox.mailkit.data import MailkitDataset, MailkitDataSpec
@@ -56,7 +64,8 @@ EXACTTARGET_PATH = "/exacttarget/integrate.aspx"
 ACOUSTIC_PREFIX = "/acoustic"
 PINPOINTE_PREFIX = "/pinpointe"
 MAILKIT_PREFIX = "/mailkit"
-VENDORS = ("exacttarget", "acoustic", "pinpointe", "mailkit")
+IMPACT_PREFIX = "/impact"
+VENDORS = ("exacttarget", "acoustic", "pinpointe", "mailkit", "impact")
 
 
 @dataclass(frozen=True)
@@ -89,6 +98,8 @@ class SandboxCredentials:
     pinpointe_usertoken: str = "sandbox-pinpointe-token-8c3f1e"
     mailkit_client_id: str = "418911"
     mailkit_client_md5: str = "sandbox-mailkit-md5-6d0a91c2"
+    impact_account_sid: str = "IRsandbox7Qm2xK9vB4nT8wLp3dF6hJ1aZ"  # 34 characters, "IR" first
+    impact_auth_token: str = "sandbox-impact-token-5b9e2c7d"
 
 
 @dataclass(frozen=True)
@@ -112,6 +123,7 @@ DEFAULT_ACOUSTIC_BEX = AcousticBexSetup()
 DEFAULT_PINPOINTE_SPEC = PinpointeDataSpec()
 # Sends up to 2024-01-21, the last day the other vendors' demo data covers.
 DEFAULT_MAILKIT_SPEC = MailkitDataSpec(end=date(2024, 1, 22))
+DEFAULT_IMPACT_SPEC = ImpactDataSpec()
 
 
 class _Router:
@@ -154,6 +166,9 @@ class Sandbox(Lifecycle):
         pinpointe_jobs: JobSettings | None = None,
         pinpointe_polls_until_complete: int = 3,
         mailkit: MailkitDataSpec | None = DEFAULT_MAILKIT_SPEC,
+        impact: ImpactDataSpec | None = DEFAULT_IMPACT_SPEC,
+        impact_jobs: JobSettings | None = None,
+        impact_polls_until_complete: int = 3,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Build every server (nothing listens before `start`).
@@ -166,6 +181,8 @@ class Sandbox(Lifecycle):
         / `pinpointe_polls_until_complete` status reports, no limit). Pinpointe (unless
         `pinpointe` is None) writes its result files under `root / "pinpointe-results"`.
         Mailkit (unless `mailkit` is None) answers its raw functions from the seeded rows.
+        impact.com (unless `impact` is None) writes its results under `root / "impact-results"`;
+        `impact_jobs` / `impact_polls_until_complete` as for Pinpointe.
         """
         self.root = root
         self.files_root = root / "files"
@@ -239,6 +256,23 @@ class Sandbox(Lifecycle):
                 clock=clock,
             )
             router.routes.append((MAILKIT_PREFIX + "/", self.mailkit_api))
+        self.impact_spec = impact
+        self.impact_dataset: ImpactDataset | None = None
+        self.impact_api: ImpactApi | None = None
+        if impact is not None:
+            self.impact_dataset = ImpactDataset(impact)
+            self.impact_api = ImpactApi(
+                self.impact_dataset,
+                root / "impact-results",
+                account_sid=creds.impact_account_sid,
+                auth_token=creds.impact_auth_token,
+                prefix=IMPACT_PREFIX,
+                polls_until_complete=impact_polls_until_complete,
+                jobs=impact_jobs,
+                clock=clock,
+            )
+            router.routes.append((IMPACT_PREFIX + "/", self.impact_api))
+            router.routes.append((IMPACT_FILES_PREFIX + "/", self.impact_api))
         self.http = HttpServer(router, port=ports.http)
         self.sftp = SftpServer(
             self.files_root,
@@ -325,13 +359,15 @@ class Sandbox(Lifecycle):
         acoustic_overrides: dict[str, Any] | None = None,
         pinpointe_overrides: dict[str, Any] | None = None,
         mailkit_overrides: dict[str, Any] | None = None,
+        impact_overrides: dict[str, Any] | None = None,
         **exacttarget: Any,
     ) -> dict[str, Any]:
         """A complete tap config covering the whole data range of the `vendors` it includes.
 
         `protocol` and `**exacttarget` shape the ExactTarget settings; `acoustic_mode` and
         `acoustic_overrides` the Acoustic ones (see `acoustic_config`); `pinpointe_overrides`
-        the Pinpointe ones (see `pinpointe_config`); `mailkit_overrides` the Mailkit ones.
+        the Pinpointe ones (see `pinpointe_config`); `mailkit_overrides` the Mailkit ones;
+        `impact_overrides` the impact.com ones (see `impact_config`).
         """
         chosen = self._vendors(vendors)
         starts, ends = [], []
@@ -355,6 +391,11 @@ class Sandbox(Lifecycle):
             starts.append(mailkit.start)
             ends.append(mailkit.end - timedelta(days=1))  # the spec's end is exclusive
             config["mailkit"] = self.mailkit_config(**(mailkit_overrides or {}))
+        if "impact" in chosen:
+            impact = self._impact_parts()[0].spec
+            starts.append(impact.start)
+            ends.append(impact.end - timedelta(days=1))  # the spec's end is exclusive
+            config["impact"] = self.impact_config(**(impact_overrides or {}))
         return {
             "start_date": min(starts).isoformat(),
             "end_date": max(ends).isoformat(),
@@ -389,6 +430,8 @@ class Sandbox(Lifecycle):
             out.update(self._pinpointe_parts()[0].counts())
         if "mailkit" in chosen:
             out.update(self._mailkit_parts()[0].counts())
+        if "impact" in chosen:
+            out.update(self._impact_parts()[0].counts())
         return out
 
     # -- Acoustic -------------------------------------------------------------------------------
@@ -404,6 +447,8 @@ class Sandbox(Lifecycle):
             raise ValueError("this sandbox was built with pinpointe=None")
         if "mailkit" in chosen and self.mailkit_api is None:
             raise ValueError("this sandbox was built with mailkit=None")
+        if "impact" in chosen and self.impact_api is None:
+            raise ValueError("this sandbox was built with impact=None")
         return chosen
 
     def _acoustic_parts(self) -> tuple[AcousticDataset, AcousticApi]:
@@ -608,3 +653,57 @@ class Sandbox(Lifecycle):
     def mailkit_counts(self, **filters: Any) -> dict[str, int]:
         """`len` of each `mailkit_truth` list, without building the rows."""
         return self._mailkit_parts()[0].counts(**filters)
+
+    # -- impact.com -----------------------------------------------------------------------------
+
+    def _impact_parts(self) -> tuple[ImpactDataset, ImpactApi]:
+        if self.impact_dataset is None or self.impact_api is None:
+            raise ValueError("this sandbox was built with impact=None")
+        return self.impact_dataset, self.impact_api
+
+    def impact_config(self, **overrides: Any) -> dict[str, Any]:
+        """The tap's `impact` settings for this sandbox (its account type, zone and reports)."""
+        dataset, api = self._impact_parts()
+        spec = dataset.spec
+        config: dict[str, Any] = {
+            "base_url": self.http.url + IMPACT_PREFIX,
+            "account_sid": self.credentials.impact_account_sid,
+            "auth_token": self.credentials.impact_auth_token,
+            "account_type": api.account_type,
+            "timezone": spec.timezone,
+            "reports": [
+                {
+                    "name": report.name,
+                    "report_id": report.report_id,
+                    "parameters": dict(report.parameters),
+                    "key_fields": list(report.key_fields),
+                }
+                for report in spec.reports
+            ],
+            "poll_interval_seconds": 0.01,
+            "poll_max_interval_seconds": 0.05,
+            "job_deadline_seconds": 30,
+            "request_timeout_seconds": 10,
+            "max_attempts": 3,
+        }
+        config.update(overrides)
+        return config
+
+    def impact_truth(
+        self,
+        start: date | None = None,
+        end: date | None = None,
+        program_ids: Iterable[str] | None = None,
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Raw rows per tap stream (`impact_programs`, `impact_clicks`,
+        `impact_report_<name>`) for days `[start, end)` (default: every day of the data)."""
+        return self._impact_parts()[0].truth(start, end, program_ids)
+
+    def impact_counts(
+        self,
+        start: date | None = None,
+        end: date | None = None,
+        program_ids: Iterable[str] | None = None,
+    ) -> dict[str, int]:
+        """`len` of each `impact_truth` list, without building the rows."""
+        return self._impact_parts()[0].counts(start, end, program_ids)
