@@ -207,7 +207,9 @@ class VendorHttp:
                     response._content = read_in_place(response)  # requests' own slot
             except TRANSIENT_EXCEPTIONS as exc:
                 raise TransientError(type(exc).__name__) from None  # its text may hold the query
-            self.budget.observe(response.headers, refused=response.status_code == 429)
+            # A 429 the caller reads itself (a daily quota) says nothing of the hourly budget.
+            refused = response.status_code == 429 and 429 in retry_statuses
+            self.budget.observe(response.headers, refused=refused)
             if response.status_code not in retry_statuses:
                 return response
             response.close()

@@ -11,7 +11,7 @@ from typing import Any
 
 from tap_emailtracking.vendors.spec import VendorSpec
 
-VENDOR_PACKAGES = ("exacttarget", "acoustic", "pinpointe", "mailkit")
+VENDOR_PACKAGES = ("exacttarget", "acoustic", "pinpointe", "mailkit", "impact")
 
 VENDORS: tuple[VendorSpec[Any, Any], ...] = tuple(
     import_module(f"{__package__}.{name}").SPEC for name in VENDOR_PACKAGES

@@ -757,6 +757,7 @@ class ImpactApi(JobBoardCounters):
         job.message = "Job processing completed successfully."
         if job.unit in self.faults.expire_units:
             job.expired = True
+            self.faults.expire_units.discard(job.unit)  # once: its replay or next job is kept
         self.jobs.finish(job.job_id)
 
     def _write(

@@ -53,8 +53,9 @@ class ImpactFaults:
     * ``fail_units`` / ``fail_next``: such jobs report ``ERROR`` ``error_tries`` times, then
       ``FAILED`` with impact's words in ``StatusMessage``.
     * ``cancel_units`` / ``cancel_next``: such jobs end ``CANCELLED`` when they would complete.
-    * ``expire_units``: completed results of these units are gone (``Download`` answers ``410``)
-      until replayed; ``api.expire(job_id)`` does it to one job.
+    * ``expire_units``: the next completed result of each of these units is gone (``Download``
+      answers ``410``; once per unit: its replay, or a new job, is kept);
+      ``api.expire(job_id)`` does it to one job.
     * ``unreplayable_units``: such jobs are not ``Replayable`` (``Replay`` answers ``403``).
     * ``storm``: the next N API calls answer ``429`` with ``Retry-After: storm_retry_after``.
     * ``hourly_limit``: API calls per clock hour per account before ``429``.

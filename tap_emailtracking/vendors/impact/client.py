@@ -19,7 +19,7 @@ from urllib.parse import urljoin
 
 import requests
 
-from tap_emailtracking.errors import AuthenticationError, VendorError
+from tap_emailtracking.errors import AuthenticationError, UnitPutOffError, VendorError
 from tap_emailtracking.jobs import JobState, JobStatus, Submission
 from tap_emailtracking.transports.http import (
     RETRY_STATUSES,
@@ -51,7 +51,7 @@ STATUS = {
 SCHEDULE_RETRY_STATUSES = RETRY_STATUSES - {429}
 
 
-class QuotaSpentError(VendorError):
+class QuotaSpentError(UnitPutOffError):
     """The daily quota of a scheduling call is used up: the unit waits for a later run."""
 
 
