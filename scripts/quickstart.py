@@ -8,12 +8,12 @@ Steps (each prints a header):
 1. `.venv`: the tap and the vendor sandbox (`pip install -e .[sandbox]`).
 2. `.venv-meltano`: Meltano in its own venv (it pins its own dependencies).
 3. Start the vendor sandbox (`python -m vendor_sandbox serve --dir .sandbox`, fixed ports; it serves
-   ExactTarget, Acoustic, Pinpointe and Mailkit) and wait for `.sandbox/ready`.
+   ExactTarget, Acoustic, Pinpointe, Mailkit and impact.com) and wait for `.sandbox/ready`.
 4. Clean slate: remove `output/emailtracking.duckdb` and clear the Meltano state of the pipeline.
 5. `meltano install`, then `meltano run tap-emailtracking target-duckdb`.
 6. Count the rows of every table in DuckDB and compare them with `.sandbox/ground-truth.json`
-   (the ten ExactTarget tables, `acoustic_email_events`, the eight Pinpointe and the five
-   Mailkit tables). A table the ground truth names but DuckDB lacks fails the check, and so
+   (the ten ExactTarget tables, `acoustic_email_events`, the eight Pinpointe, the five
+   Mailkit and the four impact.com tables). A table the ground truth names but DuckDB lacks fails the check, and so
    does a missing vendor in the ground truth.
 
 Exits non-zero when a step fails or any table differs from the ground truth. The sandbox is always
@@ -46,7 +46,7 @@ ENVIRONMENT = "sandbox"
 STATE_ID = f"{ENVIRONMENT}:tap-emailtracking-to-target-duckdb"
 TARGET_SCHEMA = "tap_emailtracking"  # meltano.yml: target-duckdb default_target_schema
 SANDBOX_READY_SECONDS = 180
-VENDORS = "exacttarget,acoustic,pinpointe,mailkit"  # what the sandbox serves, configures and counts
+VENDORS = "exacttarget,acoustic,pinpointe,mailkit,impact"  # what the sandbox serves, configures and counts
 # Every table the demo must fill (the ground truth must name each one, too).
 EXPECTED_TABLES = (
     "exacttarget_jobs",
@@ -73,6 +73,10 @@ EXPECTED_TABLES = (
     "mailkit_bounces",
     "mailkit_messages",
     "mailkit_responses",
+    "impact_programs",
+    "impact_clicks",
+    "impact_report_actions",
+    "impact_report_performance_by_day",
 )
 
 COUNT_ROWS = """

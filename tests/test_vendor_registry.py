@@ -42,9 +42,10 @@ _MINIMAL: dict[str, dict[str, Any]] = {
         "notify_value": "exports@example.com",
     },
     "mailkit": {"client_id": "1", "client_md5": "m"},
+    "impact": {"account_sid": "IR" + "x" * 32, "auth_token": "t"},
 }
 # Vendors whose units are export jobs share the job settings (Mailkit pages its raw functions).
-JOB_VENDORS = ("exacttarget", "acoustic", "pinpointe")
+JOB_VENDORS = ("exacttarget", "acoustic", "pinpointe", "impact")
 
 
 def minimal(key: str) -> dict[str, Any]:
