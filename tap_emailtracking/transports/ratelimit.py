@@ -31,6 +31,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from tap_emailtracking.transports.retry import retry_after_seconds
+
 LOGGER = logging.getLogger("tap_emailtracking.transports.ratelimit")
 
 _PREFIXES = ("ratelimit-", "x-ratelimit-", "x-rate-limit-")
@@ -117,8 +119,11 @@ class RateBudget:
 
         `refused`: the answer was a 429, so nothing is left whatever a remaining count says.
         """
-        reading = read_rate_headers(headers, now=self._clock())
-        if reading.empty:
+        now = self._clock()
+        reading = read_rate_headers(headers, now=now)
+        # A 429's Retry-After says when calls may go again, sooner than the window's reset.
+        retry_after = retry_after_seconds(headers, now=self._clock) if refused else None
+        if reading.empty and retry_after is None:
             return
         with self._lock:
             if reading.limit is not None:
@@ -129,6 +134,8 @@ class RateBudget:
                 self._remaining = reading.remaining
             if reading.reset_at is not None:
                 self._reset_at = reading.reset_at
+            if retry_after is not None:
+                self._reset_at = now + retry_after
             if self._remaining is not None and self._remaining > self._reserve():
                 self._slowing = False
 
