@@ -43,6 +43,8 @@ from vendor_sandbox.sandbox import (
     SandboxPorts,
 )
 
+DEMO_CLICK_EXPORTS = 100
+
 
 def _vendors(raw: str) -> tuple[str, ...]:
     chosen = tuple(v.strip().lower() for v in raw.split(",") if v.strip())
@@ -148,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         impact=replace(DEFAULT_IMPACT_SPEC, seed=args.seed),
         impact_jobs=_jobs(args.impact_job_seconds, args.impact_job_limit, args.seed),
     )
+    if sandbox.impact_api is not None and len(args.vendors) > 1:
+        # The demo's date range is every vendor's: impact.com then has 21 days x 2 programs of
+        # clicks to ask for, more than its quota of 10 a day, so the demo account has 100.
+        sandbox.impact_api.daily_limits["ClickExport"] = DEMO_CLICK_EXPORTS
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
