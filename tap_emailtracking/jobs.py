@@ -715,6 +715,22 @@ class JobRunner:
         self.policy = policy
         self.scheduler = scheduler or JobScheduler(clock=clock, sleep=sleep)
 
+    def whole_plan(
+        self,
+        units: list[Unit],
+        *,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        check_many: CheckMany | None = None,
+    ) -> JobPipeline:
+        """The pipeline of everything a sync plans for this vendor: a job in the ledger whose
+        unit is no longer planned (committed, or the settings changed) is forgotten first."""
+        planned = {unit.key for unit in units}
+        for key in self.ledger.units():
+            if key not in planned:
+                LOGGER.info("%s: forgetting the job of unplanned unit %s", self.vendor, key)
+                self.ledger.drop(key)
+        return self.pipeline(units, max_in_flight=max_in_flight, check_many=check_many)
+
     def pipeline(
         self,
         units: Iterable[Unit],

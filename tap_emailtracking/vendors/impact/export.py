@@ -24,12 +24,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import IO, Any, Protocol, cast
+from typing import Any, Protocol
 
 from tap_emailtracking.errors import CorruptFileError, UnusableResultError
 from tap_emailtracking.formats.containers import open_container, unexpected_errors
-from tap_emailtracking.formats.delimited import DelimitedReader
-from tap_emailtracking.formats.json import JsonRecords
+from tap_emailtracking.formats.records import json_or_csv_rows
 from tap_emailtracking.jobs import (
     JobLedger,
     JobPipeline,
@@ -254,12 +253,7 @@ class ImpactExports:
             for stream in sorted(self._streams, key=lambda s: s.name):
                 if stream.selected:
                     units += stream.plan(self)
-            planned = {unit.key for unit in units}
-            for key in self.ledger.units():
-                if key not in planned:
-                    LOGGER.info("impact.com: forgetting the job of unplanned unit %s", key)
-                    self.ledger.drop(key)
-            self._pipeline = self.runner.pipeline(
+            self._pipeline = self.runner.whole_plan(
                 units, max_in_flight=self.settings.max_jobs_in_flight
             )
             quota = self.quota()
@@ -363,7 +357,16 @@ class ImpactExports:
             ) as container,
             container.open(container.members[0]) as handle,
         ):
-            for number, raw in enumerate(self._raw(handle, meta, key, subject, stream), 1):
+            rows = json_or_csv_rows(
+                handle,
+                limits=self.limits,
+                vendor=VENDOR,
+                stream=stream,
+                subject=subject,
+                key=key,
+                meta=meta,
+            )
+            for number, raw in enumerate(rows, 1):
                 try:
                     record = read(raw)
                 except BadValueError as exc:
@@ -382,35 +385,6 @@ class ImpactExports:
         LOGGER.info(
             "impact.com: %s: %d records in %.1f s", subject, count, time.monotonic() - started
         )
-
-    def _raw(
-        self, handle: IO[bytes], meta: dict[str, Any], key: str, subject: str, stream: str
-    ) -> Iterator[dict[str, Any]]:
-        """JSON (the paged envelope, rows under Clicks or Records; or an array) or CSV."""
-        head = cast(Any, handle).peek(256).lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
-        if head in (b"{", b"["):
-            records = JsonRecords(
-                handle,
-                limits=self.limits,
-                vendor=VENDOR,
-                stream_name=stream,
-                subject=subject,
-                key=key,
-            )
-            yield from records
-            meta.update(records.meta)
-            return
-        reader = DelimitedReader(
-            handle,
-            delimiter=",",
-            vendor=VENDOR,
-            stream_name=stream,
-            subject=subject,
-            limits=self.limits,
-        )
-        header = reader.header
-        for _, fields in reader.rows():
-            yield dict(zip(header, fields, strict=False))
 
     def close(self) -> None:
         """Release pooled connections."""

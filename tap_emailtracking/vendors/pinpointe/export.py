@@ -20,12 +20,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import IO, Any, Protocol, cast
+from typing import IO, Any, Protocol
 
 from tap_emailtracking.errors import CorruptFileError, UnusableResultError
 from tap_emailtracking.formats.containers import open_container, unexpected_errors
-from tap_emailtracking.formats.delimited import DelimitedReader
-from tap_emailtracking.formats.json import JsonRecords
+from tap_emailtracking.formats.records import json_or_csv_rows
 from tap_emailtracking.jobs import (
     JobLedger,
     JobPipeline,
@@ -268,12 +267,7 @@ class PinpointeExports:
             for stream in sorted(self._streams, key=lambda s: s.name):
                 if stream.selected:
                     units += stream.plan(self)
-            planned = {unit.key for unit in units}
-            for key in self.ledger.units():
-                if key not in planned:
-                    LOGGER.info("Pinpointe: forgetting the job of unplanned unit %s", key)
-                    self.ledger.drop(key)
-            self._pipeline = self.runner.pipeline(
+            self._pipeline = self.runner.whole_plan(
                 units,
                 max_in_flight=self.settings.max_jobs_in_flight,
                 check_many=lambda ids: self.client.statuses(ids, stream=None),
@@ -392,29 +386,16 @@ class PinpointeExports:
     def _raw_records(
         self, handle: IO[bytes], *, subject: str, stream: str
     ) -> Iterator[dict[str, Any]]:
-        """JSON (array, holder or lines) or, when it starts with neither, CSV with a header."""
-        head = cast(Any, handle).peek(256).lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
-        if head in (b"[", b"{", b""):
-            records = iter(
-                JsonRecords(
-                    handle, limits=self.limits, vendor=VENDOR, stream_name=stream, subject=subject
-                )
-            )
-            first = next(records, None)
-            if first is not None and not is_empty_holder(first):  # an empty result's holder
-                yield first
-            yield from records
-            return
-        reader = DelimitedReader(
-            handle,
-            delimiter=",",
-            vendor=VENDOR,
-            stream_name=stream,
-            subject=subject,
-            limits=self.limits,
+        """The file's rows (JSON, or CSV whose extra columns are custom fields)."""
+        meta: dict[str, Any] = {}
+        rows = json_or_csv_rows(
+            handle, limits=self.limits, vendor=VENDOR, stream=stream, subject=subject, meta=meta
         )
-        for _, fields in reader.rows():
-            yield csv_subscriber(reader.header, fields)
+        for number, row in enumerate(rows):
+            if meta["format"] == "csv":
+                yield csv_subscriber(list(row), list(row.values()))
+            elif number > 0 or not is_empty_holder(row):  # an empty result's holder
+                yield row
 
     def close(self) -> None:
         """Close connections (the work folder goes with this object)."""
