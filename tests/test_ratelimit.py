@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from tap_emailtracking.transports.ratelimit import (
+    RESET_MARGIN_SECONDS,
     RateBudget,
     RateReading,
     read_rate_headers,
@@ -195,3 +196,34 @@ def test_an_answer_just_past_an_early_epoch_reset_still_says_wait() -> None:
     rate.observe({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(NOW) + 2)})
     assert rate.acquire() == pytest.approx(0.7)  # to the reset plus its one-second margin
     assert rate.acquire() == 0  # then the window is unknown again: full speed
+
+
+def test_impact_partner_hour_headers_and_an_epoch_read_against_the_vendors_date() -> None:
+    partner = read_rate_headers(
+        {
+            "X-RateLimit-Limit-hour": "1000",
+            "X-RateLimit-Remaining-hour": "7",
+            "RateLimit-Reset": "700",
+        },
+        now=100.0,
+    )
+    assert (partner.limit, partner.remaining, partner.reset_at) == (1000, 7, 800.0)
+    # The vendor's clock is two days ahead of ours: its epoch reset is 60 s after its Date.
+    vendor_now = 1_704_067_200 + 2 * 86_400
+    brand = read_rate_headers(
+        {
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": str(vendor_now + 60),
+            "Date": "Wed, 03 Jan 2024 00:00:00 GMT",
+        },
+        now=1000.0,
+    )
+    assert brand.reset_at == 1060.0
+
+
+def test_a_429s_retry_after_sets_when_calls_go_again() -> None:
+    clock = [1000.0]
+    sleeps: list[float] = []
+    budget = RateBudget("V", clock=lambda: clock[0], sleep=sleeps.append)
+    budget.observe({"X-RateLimit-Reset": "3600", "Retry-After": "2"}, refused=True)
+    assert budget.acquire() == 2.0 + RESET_MARGIN_SECONDS  # not the window's 3600 s

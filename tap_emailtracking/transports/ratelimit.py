@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 
 from tap_emailtracking.transports.retry import retry_after_seconds
 
@@ -61,17 +62,35 @@ def read_rate_headers(headers: Mapping[str, str], *, now: float) -> RateReading:
 
     def number(name: str) -> float | None:
         for prefix in _PREFIXES:
-            match = _NUMBER.match(values.get(prefix + name, ""))
-            if match:
-                return float(match.group(1))
+            for suffix in ("", "-hour"):  # impact.com's partner API: X-RateLimit-Limit-hour
+                match = _NUMBER.match(values.get(prefix + name + suffix, ""))
+                if match:
+                    return float(match.group(1))
         return None
 
     limit, remaining, reset = number("limit"), number("remaining"), number("reset")
+    if reset is not None and reset > EPOCH_SECONDS_ABOVE:
+        # An epoch is the vendor's: read it against the answer's own Date when there is one.
+        vendor_now = _date_header(values.get("date"))
+        if vendor_now is not None:
+            reset = max(
+                0.0, (reset / 1000 if reset > EPOCH_MILLISECONDS_ABOVE else reset) - vendor_now
+            )
     return RateReading(
         limit=None if limit is None else int(limit),
         remaining=None if remaining is None else int(remaining),
         reset_at=None if reset is None else reset_time(reset, now=now),
     )
+
+
+def _date_header(value: str | None) -> float | None:
+    """An HTTP `Date` header as epoch seconds, or None."""
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
 
 
 def reset_time(value: float, *, now: float) -> float:
