@@ -71,6 +71,15 @@ def test_a_full_sync_equals_the_ground_truth_within_one_days_quota(
     assert all(n == 1 for n in units(box).values())
     # The signed URL was followed without the API credentials (the sandbox refuses them there).
     assert box.impact_api.calls("Download")
+    assert box.impact_api.calls("SignedFile")
+    # Request counts as the sandbox saw them: per clock hour within the budget, per day within
+    # the quotas.
+    hourly = box.impact_api.hourly_counts()
+    assert hourly
+    assert max(hourly.values()) <= box.impact_api.faults.hourly_limit
+    (today,) = box.impact_api.daily_counts().values()
+    assert today["ClickExport"] == 8
+    assert today["ReportExport"] == 2
 
 
 def test_a_backfill_beyond_the_quota_is_finished_by_later_runs(tmp_path: Path) -> None:
