@@ -38,7 +38,7 @@ def expected_record(raw: dict[str, Any], zone: ZoneInfo) -> dict[str, Any]:
         if name.startswith("custom_") and name[7:].isdigit():
             customs[name] = value or None
         elif name in KEPT:
-            out[name] = value
+            out[name] = None if value in ("", None) else [str(v) for v in value]
         elif name.startswith("id_") or name in INTEGERS:
             out[name] = None if value in ("", None) else int(value)
         elif name in NUMBERS:

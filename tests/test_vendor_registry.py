@@ -162,3 +162,18 @@ def test_the_exacttarget_fan_out_asks_its_streams_which_are_still_to_run() -> No
     assert source._pending() == {"opens": "2024-03-05"}
     streams[0].finished = True
     assert source._pending() == {}
+
+
+def test_every_stream_property_declares_a_type() -> None:
+    """Targets build columns from `type` (target-duckdb fails on a property without one)."""
+    tap = TapEmailTracking(
+        config={"start_date": "2024-01-01", **{key: minimal(key) for key in VENDOR_PACKAGES}}
+    )
+    untyped = [
+        f"{stream.name}.{name}"
+        for stream in tap.streams.values()
+        for name, schema in stream.schema["properties"].items()
+        if "type" not in schema
+    ]
+    assert len(tap.streams) > 20
+    assert untyped == []

@@ -63,7 +63,15 @@ def _json(value: object) -> Any:
     return value
 
 
-INT, NUM, STR, TIME, JSON = "int", "num", "str", "time", "json"
+def _strings(value: object) -> list[str] | None:
+    """A list of ids as strings (a lone value becomes a list of one)."""
+    if value is None or value == "":
+        return None
+    items = value if isinstance(value, list) else [value]
+    return [str(item) for item in items]
+
+
+INT, NUM, STR, TIME, JSON, STRINGS = "int", "num", "str", "time", "json", "strings"
 Columns = Mapping[str, str]  # column -> type
 
 BOUNCES: Columns = {
@@ -189,7 +197,7 @@ CAMPAIGNS: Columns = {
     "days": STR,
     "status": STR,
     "type": STR,
-    "user_list": JSON,
+    "user_list": STRINGS,
 }
 _COUNTS = [
     "send_count",
@@ -234,6 +242,7 @@ class RowMapper:
             STR: _text,
             TIME: self.time,
             JSON: _json,
+            STRINGS: _strings,
         }
 
     def time(self, value: object) -> str | None:
