@@ -13,8 +13,8 @@ Steps (each prints a header):
 5. `meltano install`, then `meltano run tap-emailtracking target-duckdb`.
 6. Count the rows of every table in DuckDB and compare them with `.sandbox/ground-truth.json`
    (the ten ExactTarget tables, `acoustic_email_events`, the eight Pinpointe, the five
-   Mailkit and the four impact.com tables). A table the ground truth names but DuckDB lacks fails the check, and so
-   does a missing vendor in the ground truth.
+   Mailkit and the four impact.com tables). A table the ground truth names but DuckDB lacks
+   fails the check, and so does a missing vendor in the ground truth.
 
 Exits non-zero when a step fails or any table differs from the ground truth. The sandbox is always
 stopped. Only the standard library is used, so any Python 3.10-3.13 can run it.
@@ -46,7 +46,8 @@ ENVIRONMENT = "sandbox"
 STATE_ID = f"{ENVIRONMENT}:tap-emailtracking-to-target-duckdb"
 TARGET_SCHEMA = "tap_emailtracking"  # meltano.yml: target-duckdb default_target_schema
 SANDBOX_READY_SECONDS = 180
-VENDORS = "exacttarget,acoustic,pinpointe,mailkit,impact"  # what the sandbox serves, configures and counts
+# What the sandbox serves, configures and counts.
+VENDORS = "exacttarget,acoustic,pinpointe,mailkit,impact"
 # Every table the demo must fill (the ground truth must name each one, too).
 EXPECTED_TABLES = (
     "exacttarget_jobs",

@@ -622,10 +622,9 @@ print(job.records, api.files[0].stat().st_size, time.monotonic() - began, hwm.sp
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
     )
-    records, size, seconds, peak_kib = done.stdout.split()
+    records, size, _seconds, peak_kib = done.stdout.split()
     assert int(records) == 1_000_000
     assert int(size) > 200_000_000 // 2
-    assert float(seconds) < 60  # loose: a shared machine
     assert int(peak_kib) < 200 * 1024  # the rows are never held
     (written,) = tmp_path.glob("*/*.csv")
     with written.open(encoding="utf-8") as handle:

@@ -41,6 +41,7 @@ _NUMBER = re.compile(r"\s*(\d+(?:\.\d+)?)")
 EPOCH_SECONDS_ABOVE = 1e9
 EPOCH_MILLISECONDS_ABOVE = 1e12
 RESET_MARGIN_SECONDS = 1.0  # resets are often rounded down to the second, and clocks differ
+CLOCK_SKEW_SECONDS = 300.0  # a vendor clock this far from ours is read through its Date header
 
 
 @dataclass(frozen=True)
@@ -70,9 +71,10 @@ def read_rate_headers(headers: Mapping[str, str], *, now: float) -> RateReading:
 
     limit, remaining, reset = number("limit"), number("remaining"), number("reset")
     if reset is not None and reset > EPOCH_SECONDS_ABOVE:
-        # An epoch is the vendor's: read it against the answer's own Date when there is one.
+        # An epoch is on the vendor's clock: when the answer's Date shows that clock far from
+        # ours, the epoch is read against it (Date has whole seconds only, so not otherwise).
         vendor_now = _date_header(values.get("date"))
-        if vendor_now is not None:
+        if vendor_now is not None and abs(vendor_now - now) > CLOCK_SKEW_SECONDS:
             reset = max(
                 0.0, (reset / 1000 if reset > EPOCH_MILLISECONDS_ABOVE else reset) - vendor_now
             )
