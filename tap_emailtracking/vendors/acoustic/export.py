@@ -359,27 +359,20 @@ class AcousticExports:
         """The sync's RRDE jobs: one per window the selected stream still needs, in order."""
         if self._raw_pipeline is None:
             stream = next((s for s in self._streams if s.selected), None)
+            name = None if stream is None else stream.name
             if stream is not None:
                 self._raw_plan = self.windows.plan(stream.window_bookmark())
-                self._forget_unplanned({window.key() for window in self._raw_plan})
-            name = None if stream is None else stream.name
-            self._raw_pipeline = self.runner.pipeline(
-                (self._raw_unit(window, name) for window in self._raw_plan),
-                max_in_flight=self.settings.max_jobs_in_flight,
-            )
+            units = [self._raw_unit(window, name) for window in self._raw_plan]
+            # Jobs of windows the stream no longer plans (committed, or settings changed) go;
+            # with the stream deselected nothing is planned, and its jobs are kept for later.
+            plan = self.runner.whole_plan if stream is not None else self.runner.pipeline
+            self._raw_pipeline = plan(units, max_in_flight=self.settings.max_jobs_in_flight)
             LOGGER.info(
                 "Acoustic: %d Raw Recipient Data Export job(s) to run, up to %d at a time",
                 len(self._raw_plan),
                 self.settings.max_jobs_in_flight,
             )
         return self._raw_pipeline
-
-    def _forget_unplanned(self, planned: set[str]) -> None:
-        """Jobs of windows the stream no longer plans (committed, or settings changed) go."""
-        for key in self.ledger.units():
-            if key not in planned:
-                LOGGER.info("Acoustic: forgetting the job of unplanned window %s", key)
-                self.ledger.drop(key)
 
     def _raw_unit(self, window: DateWindow, stream: str | None) -> Unit:
         return Unit(

@@ -320,24 +320,22 @@ class ImpactExports:
 
     def _download(self, uri: str, local: Path, stream: str) -> None:
         s = self.settings
-        site = HttpFileSite(
-            http_site_settings(
-                s.base_url,
-                username=s.account_sid,
-                password=s.auth_token,
-                timeout_seconds=s.request_timeout_seconds,
-                max_attempts=s.max_attempts,
-                config_key="impact",
-            ),
+        settings = http_site_settings(
+            s.base_url,
+            username=s.account_sid,
+            password=s.auth_token,
+            timeout_seconds=s.request_timeout_seconds,
+            max_attempts=s.max_attempts,
+            config_key="impact",
+        )
+        with HttpFileSite(
+            settings,
             vendor=VENDOR,
             stream=stream,
             sleep=self._sleep,
             credentials_setting="impact.account_sid and impact.auth_token",
-        )
-        try:
+        ) as site:
             site.download(self.client.url(uri), local)
-        finally:
-            site.close()
 
     def _read(
         self,

@@ -46,6 +46,7 @@ from tap_emailtracking.vendors.pinpointe.rows import (
     TAG_FIELDS,
     ActivityMapper,
     BadValueError,
+    FieldMapper,
     Fields,
     csv_subscriber,
     listing_record,
@@ -69,7 +70,7 @@ class Listing:
     ) -> None:
         self.requesttype = requesttype
         self.method = method
-        self.fields = fields
+        self.mapper = FieldMapper(fields)
         self.details = details
 
 
@@ -229,7 +230,7 @@ class PinpointeExports:
         ):
             for number, raw in enumerate(page, len(records) + 1):
                 try:
-                    records.append(listing_record(raw, call.fields))
+                    records.append(listing_record(raw, call.mapper))
                 except BadValueError as exc:
                     raise CorruptFileError(
                         f"{what} answered a record ({number}) that cannot be read: {exc}",
@@ -287,21 +288,14 @@ class PinpointeExports:
         local = self.workdir / re.sub(r"[^A-Za-z0-9_.-]", "_", f"{unit.key}.result")
 
         def download(_: Unit, status: JobStatus) -> str:
-            site = HttpFileSite(
-                http_site_settings(
-                    self.settings.api_url,
-                    timeout_seconds=self.settings.request_timeout_seconds,
-                    max_attempts=self.settings.max_attempts,
-                    config_key="pinpointe",
-                ),
-                vendor=VENDOR,
-                stream=stream,
-                sleep=self._sleep,
+            settings = http_site_settings(
+                self.settings.api_url,
+                timeout_seconds=self.settings.request_timeout_seconds,
+                max_attempts=self.settings.max_attempts,
+                config_key="pinpointe",
             )
-            try:
+            with HttpFileSite(settings, vendor=VENDOR, stream=stream, sleep=self._sleep) as site:
                 site.download(str(status.result or ""), local)
-            finally:
-                site.close()
             return str(status.result or "")
 
         try:

@@ -243,18 +243,10 @@ class FieldMapper:
         return record, extra, plan
 
 
-def map_fields(
-    raw: Mapping[str, Any], fields: Fields, *, skip: frozenset[str] = frozenset()
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(typed columns, extra) of one vendor record; every column of `fields` is present."""
-    record, extra, _ = FieldMapper(fields, skip=skip).map(raw)
-    return record, extra or {}
-
-
-def listing_record(raw: Mapping[str, Any], fields: Fields) -> dict[str, Any]:
+def listing_record(raw: Mapping[str, Any], mapper: FieldMapper) -> dict[str, Any]:
     """A list, segment, tag or send as emitted."""
-    record, extra = map_fields(raw, fields)
-    record["extra"] = extra or None
+    record, extra, _ = mapper.map(raw)
+    record["extra"] = extra
     return record
 
 
